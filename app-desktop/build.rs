@@ -1,0 +1,5 @@
+//! Generates Tauri's context (configuration, capabilities, embedded UI) at compile time.
+
+fn main() {
+    tauri_build::build();
+}

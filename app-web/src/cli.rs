@@ -1,0 +1,109 @@
+//! Command-line flags and environment variables: every setting app-web reads lives here.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+/// The application's web service.
+///
+/// Every setting is a flag and an environment variable; with none set, app-web listens on
+/// 127.0.0.1:8080 and serves the UI built into the binary.
+#[derive(Debug, Parser)]
+#[command(name = "app-web", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve HTTP until SIGTERM or SIGINT (the default)
+    Serve,
+}
+
+/// Settings shared by every command.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address and port to listen on
+    #[arg(
+        long,
+        env = "APP_WEB_LISTEN",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
+    pub listen: SocketAddr,
+
+    /// Seconds that in-flight requests get to finish after SIGTERM or SIGINT
+    #[arg(
+        long,
+        env = "APP_WEB_SHUTDOWN_GRACE_SECS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub shutdown_grace_secs: u64,
+
+    /// Serve the UI from this folder instead of the copy built into the binary
+    #[arg(long, env = "APP_WEB_UI_DIR", global = true)]
+    pub ui_dir: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub log: LogConfig,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, Args)]
+pub struct LogConfig {
+    /// Log filter in tracing's EnvFilter syntax, e.g. `info` or `app_web=debug,tower_http=info`
+    #[arg(
+        long = "log-filter",
+        env = "APP_WEB_LOG",
+        default_value = "info",
+        global = true
+    )]
+    pub filter: String,
+
+    /// Log format: `json` lines for machines, `pretty` for a terminal
+    #[arg(long = "log-format", env = "APP_WEB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json, global = true)]
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+impl Config {
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+}
+
+impl Cli {
+    pub async fn run(self) -> anyhow::Result<()> {
+        match self.command.unwrap_or(Command::Serve) {
+            Command::Serve => {
+                let listener = tokio::net::TcpListener::bind(self.config.listen)
+                    .await
+                    .with_context(|| format!("listen on {}", self.config.listen))?;
+                let ui = crate::ui::UiSource::from_config(self.config.ui_dir.as_deref())?;
+                let state = crate::routes::AppState::new(ui);
+                let router = crate::routes::router(state.clone());
+                crate::server::serve(
+                    listener,
+                    router,
+                    state,
+                    crate::server::shutdown_signal(),
+                    self.config.shutdown_grace(),
+                )
+                .await
+            }
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! The `app-web` binary: parses its configuration, sets up logging and runs the chosen command.
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = app_web::cli::Cli::parse();
+    app_web::telemetry::init(&cli.config.log);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: start the async runtime: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cli.run()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = format!("{err:#}"), "app-web failed");
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! Serving with graceful shutdown: on a signal the listener closes, `/readyz` turns 503 and
+//! in-flight requests get a grace period to finish.
+
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::routes::AppState;
+
+/// Serves `router` on `listener` until `shutdown` completes, then waits up to `grace` for
+/// in-flight requests. Returns an error when the grace period runs out first.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> anyhow::Result<()> {
+    let address = listener
+        .local_addr()
+        .context("read the listening address")?;
+    tracing::info!(%address, version = env!("CARGO_PKG_VERSION"), "listening");
+
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        shutdown.await;
+        state.start_draining();
+        tracing::info!(
+            grace_secs = grace.as_secs(),
+            "shutting down, finishing in-flight requests"
+        );
+        let _ = stopping_tx.send(());
+    });
+    let grace_expired = async move {
+        if stopping_rx.await.is_ok() {
+            tokio::time::sleep(grace).await;
+        } else {
+            // The server ended without a shutdown signal; let its own result decide.
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        result = server.into_future() => {
+            result.context("serve HTTP")?;
+            tracing::info!("stopped");
+            Ok(())
+        }
+        () = grace_expired => {
+            anyhow::bail!("requests were still running {}s after the shutdown signal; raise --shutdown-grace-secs if they need longer", grace.as_secs())
+        }
+    }
+}
+
+/// Completes on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => tracing::info!(signal = "SIGINT", "signal received"),
+        () = terminate => tracing::info!(signal = "SIGTERM", "signal received"),
+    }
+}

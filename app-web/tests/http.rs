@@ -1,0 +1,227 @@
+//! app-web over real sockets: the binary itself for health, readiness, the UI and SIGTERM, and
+//! the library's `serve` for a request that is still running when shutdown starts.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use axum::routing::get;
+
+/// The app-web binary on a free loopback port, killed on drop.
+struct RunningBinary {
+    child: Child,
+    address: SocketAddr,
+}
+
+impl RunningBinary {
+    /// Starts the binary and waits for its "listening" log line, which carries the port.
+    fn start() -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_app-web"))
+            .args(["--listen", "127.0.0.1:0", "--shutdown-grace-secs", "5"])
+            .env_remove("APP_WEB_UI_DIR")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start app-web");
+        let stdout = child.stdout.take().expect("app-web stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let address = loop {
+            let line = lines
+                .next()
+                .expect("app-web exited before logging its address")
+                .expect("read app-web stdout");
+            let record: serde_json::Value = serde_json::from_str(&line)
+                .unwrap_or_else(|err| panic!("log line {line:?} is not JSON: {err}"));
+            if record["message"] == "listening" {
+                break record["address"]
+                    .as_str()
+                    .expect("listening line has an address")
+                    .parse()
+                    .expect("address parses");
+            }
+        };
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Self { child, address }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+}
+
+impl Drop for RunningBinary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn health_readiness_info_and_ui_answer_over_a_real_socket() {
+    let server = RunningBinary::start();
+    let client = reqwest::Client::new();
+
+    let healthz = client.get(server.url("/healthz")).send().await.unwrap();
+    assert_eq!(healthz.status(), 200);
+    assert_eq!(
+        healthz.json::<serde_json::Value>().await.unwrap()["status"],
+        "ok"
+    );
+
+    let readyz = client.get(server.url("/readyz")).send().await.unwrap();
+    assert_eq!(readyz.status(), 200);
+    assert_eq!(
+        readyz.json::<serde_json::Value>().await.unwrap()["status"],
+        "ready"
+    );
+
+    let info: serde_json::Value = client
+        .get(server.url("/api/info"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
+
+    let index = client.get(server.url("/")).send().await.unwrap();
+    assert_eq!(index.status(), 200);
+    assert_eq!(index.headers()["content-type"], "text/html");
+    let etag = index.headers()["etag"].clone();
+    assert!(
+        index
+            .text()
+            .await
+            .unwrap()
+            .contains("<script src=\"app.js\"")
+    );
+
+    let revalidated = client
+        .get(server.url("/"))
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revalidated.status(), 304);
+
+    let script = client.get(server.url("/app.js")).send().await.unwrap();
+    assert_eq!(script.status(), 200);
+    assert!(
+        script.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .contains("javascript")
+    );
+
+    let missing = client
+        .get(server.url("/no-such-file.txt"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let climbing = client
+        .get(server.url("/..%2fCargo.toml"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(climbing.status(), 404);
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_binary_cleanly() {
+    let mut server = RunningBinary::start();
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let exit = loop {
+        if let Some(exit) = server.child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "app-web still running 10s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "app-web exited with {exit} after SIGTERM");
+}
+
+#[tokio::test]
+async fn graceful_shutdown_lets_an_in_flight_request_finish() {
+    let state = app_web::routes::AppState::new(app_web::ui::UiSource::Embedded);
+    let (entered_tx, entered_rx) = tokio::sync::oneshot::channel::<()>();
+    let entered_tx = std::sync::Arc::new(std::sync::Mutex::new(Some(entered_tx)));
+    let slow = get(move || {
+        if let Some(tx) = entered_tx.lock().unwrap().take() {
+            let _ = tx.send(());
+        }
+        async {
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            "finished"
+        }
+    });
+    let router = app_web::routes::router(state.clone()).route("/slow", slow);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app_web::server::serve(
+        listener,
+        router,
+        state.clone(),
+        async {
+            let _ = shutdown_rx.await;
+        },
+        Duration::from_secs(5),
+    ));
+
+    let client = reqwest::Client::new();
+    let in_flight = tokio::spawn(client.get(format!("http://{address}/slow")).send());
+    entered_rx.await.expect("the slow handler started");
+    shutdown_tx.send(()).unwrap();
+
+    let response = in_flight
+        .await
+        .unwrap()
+        .expect("in-flight request completes");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "finished");
+    assert!(
+        state.is_draining(),
+        "readiness turns to draining on shutdown"
+    );
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("server stops after the in-flight request")
+        .unwrap()
+        .expect("serve returns Ok");
+    let refused = reqwest::Client::new()
+        .get(format!("http://{address}/healthz"))
+        .send()
+        .await;
+    assert!(refused.is_err(), "the listener is closed after shutdown");
+}
+
+#[tokio::test]
+async fn readiness_reports_draining_during_shutdown() {
+    let state = app_web::routes::AppState::new(app_web::ui::UiSource::Embedded);
+    state.start_draining();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let router = app_web::routes::router(state);
+    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+    let readyz = reqwest::get(format!("http://{address}/readyz"))
+        .await
+        .unwrap();
+    assert_eq!(readyz.status(), 503);
+    assert_eq!(
+        readyz.json::<serde_json::Value>().await.unwrap()["status"],
+        "draining"
+    );
+    server.abort();
+}

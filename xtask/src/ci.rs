@@ -1,0 +1,35 @@
+//! `cargo xtask ci`: the whole check that CI runs and that anyone can run locally.
+
+use std::time::Instant;
+
+use xshell::Shell;
+
+use crate::{dist, flags, setup, step};
+
+impl flags::Ci {
+    pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        let started = Instant::now();
+        step::run("setup", || setup::install_missing(sh, !self.no_install))?;
+        step::run("lint", || flags::Lint {}.run(sh))?;
+        step::run("test", || flags::Test {}.run(sh))?;
+        let out = tempfile::Builder::new()
+            .prefix("xtask-ci-dist-")
+            .tempdir()
+            .map_err(|err| anyhow::anyhow!("create a temporary dist folder: {err}"))?;
+        step::run("dist", || {
+            flags::Dist {
+                target: None,
+                out: Some(out.path().to_path_buf()),
+            }
+            .run(sh)
+        })?;
+        step::run("verify dist", || {
+            dist::verify::verify_dist(out.path()).map(drop)
+        })?;
+        eprintln!(
+            "xtask: ci passed in {}",
+            step::format_duration(started.elapsed())
+        );
+        Ok(())
+    }
+}

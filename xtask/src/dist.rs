@@ -1,0 +1,254 @@
+//! `cargo xtask dist`: release builds of app-web and app-desktop, packaged as the server archive
+//! and the desktop bundles, with SHA256SUMS and dist-manifest.json beside them.
+
+pub mod archive;
+pub mod bundle;
+pub mod checksums;
+pub mod manifest;
+pub mod targets;
+pub mod verify;
+
+use std::path::Path;
+
+use anyhow::Context;
+use xshell::{Shell, cmd};
+
+use crate::setup::{self, Purpose};
+use crate::workspace::{self, Product};
+use crate::{flags, path, step};
+use manifest::{Artifact, Manifest};
+use targets::{ArtifactKind, Target};
+
+impl flags::Dist {
+    pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        let host = targets::host_triple(sh)?;
+        let target = targets::resolve(self.target.as_deref(), &host)?;
+        setup::require(sh, &[Purpose::DesktopBuild])?;
+        let product = Product::load()?;
+        let desktop = bundle::DesktopConfig::load()?;
+        let source_date = workspace::source_date_epoch(sh)?;
+        let commit = workspace::git_commit(sh)?;
+        let out = self.out.unwrap_or_else(path::dist_dir);
+        std::fs::create_dir_all(&out).with_context(|| format!("create {}", out.display()))?;
+        let out = out
+            .canonicalize()
+            .with_context(|| format!("resolve {}", out.display()))?;
+
+        // Everything is made in a staging folder inside `out` and renamed into place at the
+        // end, the manifest last, so a failed run leaves no half-written dist behind.
+        let staging = tempfile::Builder::new()
+            .prefix(".dist-staging-")
+            .tempdir_in(&out)
+            .with_context(|| format!("create a staging folder in {}", out.display()))?;
+        let mut staged = Vec::new();
+
+        step::run(&format!("build app-web ({})", target.triple), || {
+            cargo_build(sh, "app-web", target)
+        })?;
+        step::run(&format!("build app-desktop ({})", target.triple), || {
+            cargo_build(sh, "app-desktop", target)
+        })?;
+
+        let archive_name = format!("app-web-{}-{}.tar.gz", product.version, target.triple);
+        step::run_with_spinner(&format!("package {archive_name}"), || {
+            write_server_archive(
+                &staging.path().join(&archive_name),
+                &archive_name,
+                target,
+                source_date,
+            )
+        })?;
+        staged.push((archive_name, ArtifactKind::ServerArchive));
+
+        for bundle in step::run_with_spinner("bundle app-desktop", || {
+            bundle_desktop(target, &desktop, &product)
+        })? {
+            let name = file_name(&bundle.path)?;
+            std::fs::copy(&bundle.path, staging.path().join(&name))
+                .with_context(|| format!("copy {} to the staging folder", bundle.path.display()))?;
+            staged.push((name, bundle.kind));
+        }
+
+        let manifest = step::run_with_spinner("checksums and manifest", || {
+            write_checksums_and_manifest(
+                staging.path(),
+                &staged,
+                target,
+                &product,
+                &commit,
+                source_date,
+            )
+        })?;
+        publish(staging.path(), &out, &manifest)?;
+        print_summary(&out, &manifest);
+        Ok(())
+    }
+}
+
+impl flags::Verify {
+    pub fn run(self, _sh: &Shell) -> anyhow::Result<()> {
+        let dir = self.dist.unwrap_or_else(path::dist_dir);
+        let manifest = step::run_with_spinner(&format!("verify {}", dir.display()), || {
+            verify::verify_dist(&dir)
+        })?;
+        eprintln!(
+            "xtask: {} artifacts of {} {} match their manifest and {}",
+            manifest.artifacts.len(),
+            manifest.product,
+            manifest.version,
+            checksums::FILE_NAME
+        );
+        Ok(())
+    }
+}
+
+fn cargo_build(sh: &Shell, package: &str, target: &Target) -> anyhow::Result<()> {
+    let triple = target.triple;
+    step::quiet(cmd!(
+        sh,
+        "cargo build --release --locked --package {package} --target {triple}"
+    ))
+    .run()
+    .with_context(|| {
+        format!("cargo build of {package} for {triple} failed, so its artifacts cannot be made")
+    })
+}
+
+fn write_server_archive(
+    destination: &Path,
+    archive_name: &str,
+    target: &Target,
+    source_date: u64,
+) -> anyhow::Result<()> {
+    let top = archive_name.trim_end_matches(".tar.gz");
+    let entries = [
+        archive::ArchiveEntry {
+            name: "app-web".into(),
+            source: path::release_dir(target.triple).join("app-web"),
+            executable: true,
+        },
+        archive::ArchiveEntry {
+            name: "README.md".into(),
+            source: path::readme(),
+            executable: false,
+        },
+        archive::ArchiveEntry {
+            name: "LICENSE".into(),
+            source: path::license(),
+            executable: false,
+        },
+        archive::ArchiveEntry {
+            name: "app-web.example.env".into(),
+            source: path::web_example_config(),
+            executable: false,
+        },
+    ];
+    archive::write_tar_gz(destination, top, &entries, source_date)
+        .with_context(|| format!("the server archive {archive_name} failed"))
+}
+
+fn bundle_desktop(
+    target: &Target,
+    desktop: &bundle::DesktopConfig,
+    product: &Product,
+) -> anyhow::Result<Vec<bundle::BuiltBundle>> {
+    let arch = target.triple.split('-').next().unwrap_or(target.triple);
+    let mut kinds = Vec::new();
+    for kind in target.desktop_bundles {
+        if *kind == ArtifactKind::AppImage {
+            if let Err(reason) = bundle::appimage_tools_present(arch) {
+                eprintln!("xtask: skipping the AppImage: {reason}");
+                continue;
+            }
+        }
+        kinds.push(*kind);
+    }
+    let bundles = bundle::bundle(target, &kinds, desktop, &product.version).with_context(|| {
+        let names: Vec<String> = kinds.iter().map(ToString::to_string).collect();
+        format!(
+            "the desktop bundles ({}) for {} failed",
+            names.join(", "),
+            target.triple
+        )
+    })?;
+    for kind in &kinds {
+        anyhow::ensure!(
+            bundles.iter().any(|bundle| bundle.kind == *kind),
+            "tauri-bundler reported no {kind} bundle for {}",
+            target.triple
+        );
+    }
+    Ok(bundles)
+}
+
+fn file_name(path: &Path) -> anyhow::Result<String> {
+    path.file_name()
+        .and_then(|name| name.to_str())
+        .map(str::to_owned)
+        .with_context(|| format!("{} has no UTF-8 file name", path.display()))
+}
+
+fn write_checksums_and_manifest(
+    staging: &Path,
+    staged: &[(String, ArtifactKind)],
+    target: &Target,
+    product: &Product,
+    commit: &str,
+    source_date: u64,
+) -> anyhow::Result<Manifest> {
+    let mut manifest = Manifest::new(&product.name, &product.version, commit, source_date);
+    let mut sums = Vec::new();
+    for (name, kind) in staged {
+        let path = staging.join(name);
+        let sha256 = checksums::sha256_file(&path)?;
+        let size = std::fs::metadata(&path)
+            .with_context(|| format!("stat {}", path.display()))?
+            .len();
+        sums.push((name.clone(), sha256.clone()));
+        manifest.artifacts.push(Artifact {
+            file: name.clone(),
+            kind: *kind,
+            target: target.triple.to_owned(),
+            size,
+            sha256,
+        });
+    }
+    manifest.artifacts.sort_by(|a, b| a.file.cmp(&b.file));
+    std::fs::write(staging.join(checksums::FILE_NAME), checksums::render(&sums))
+        .context("write SHA256SUMS")?;
+    std::fs::write(staging.join(manifest::FILE_NAME), manifest.to_json()?)
+        .context("write the manifest")?;
+    Ok(manifest)
+}
+
+/// Moves the staged files into `out`: artifacts first, then SHA256SUMS, the manifest last.
+fn publish(staging: &Path, out: &Path, manifest: &Manifest) -> anyhow::Result<()> {
+    let names = manifest
+        .artifacts
+        .iter()
+        .map(|artifact| artifact.file.as_str())
+        .chain([checksums::FILE_NAME, manifest::FILE_NAME]);
+    for name in names {
+        std::fs::rename(staging.join(name), out.join(name))
+            .with_context(|| format!("move {name} into {}", out.display()))?;
+    }
+    Ok(())
+}
+
+fn print_summary(out: &Path, manifest: &Manifest) {
+    eprintln!(
+        "xtask: {} {} ({}) in {}:",
+        manifest.product,
+        manifest.version,
+        manifest.commit,
+        out.display()
+    );
+    for artifact in &manifest.artifacts {
+        eprintln!(
+            "    {:<14} {:>12} bytes  {}",
+            artifact.kind.to_string(),
+            artifact.size,
+            artifact.file
+        );
+    }
+}

@@ -1,0 +1,131 @@
+//! The target triples `cargo xtask dist` can build for, and what each produces.
+
+use std::fmt;
+
+use anyhow::Context;
+use serde::Serialize;
+use xshell::{Shell, cmd};
+
+/// What kind of file an artifact is; the manifest names it in kebab-case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ArtifactKind {
+    ServerArchive,
+    Deb,
+    Rpm,
+    AppImage,
+}
+
+impl fmt::Display for ArtifactKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ArtifactKind::ServerArchive => "server archive",
+            ArtifactKind::Deb => "deb",
+            ArtifactKind::Rpm => "rpm",
+            ArtifactKind::AppImage => "AppImage",
+        })
+    }
+}
+
+/// One supported target triple and the desktop bundles made for it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Target {
+    pub triple: &'static str,
+    pub desktop_bundles: &'static [ArtifactKind],
+}
+
+/// Every target dist supports. Windows (msi, nsis) and macOS (app, dmg) join with their bundlers.
+pub const TARGETS: &[Target] = &[
+    Target {
+        triple: "x86_64-unknown-linux-gnu",
+        desktop_bundles: &[ArtifactKind::Deb, ArtifactKind::Rpm, ArtifactKind::AppImage],
+    },
+    Target {
+        triple: "aarch64-unknown-linux-gnu",
+        desktop_bundles: &[ArtifactKind::Deb, ArtifactKind::Rpm, ArtifactKind::AppImage],
+    },
+];
+
+fn supported_list() -> String {
+    TARGETS
+        .iter()
+        .map(|target| target.triple)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The target for `requested`, or for the host when none was asked for.
+pub fn resolve(requested: Option<&str>, host: &str) -> anyhow::Result<&'static Target> {
+    let (triple, origin) = match requested {
+        Some(triple) => (triple, "--target"),
+        None => (host, "the host target (pass --target to choose another)"),
+    };
+    TARGETS
+        .iter()
+        .find(|target| target.triple == triple)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{origin} {triple:?} is not supported by dist; supported targets: {}",
+                supported_list()
+            )
+        })
+}
+
+/// The host triple as rustc reports it.
+pub fn host_triple(sh: &Shell) -> anyhow::Result<String> {
+    let version = crate::step::quiet(cmd!(sh, "rustc -vV"))
+        .read()
+        .context("run rustc -vV")?;
+    version
+        .lines()
+        .find_map(|line| line.strip_prefix("host: "))
+        .map(str::to_owned)
+        .context("rustc -vV printed no host line")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_host_is_the_default() {
+        let target = resolve(None, "x86_64-unknown-linux-gnu").unwrap();
+        assert_eq!(target.triple, "x86_64-unknown-linux-gnu");
+    }
+
+    #[test]
+    fn an_unsupported_target_lists_the_supported_ones() {
+        let err = resolve(Some("sparc-sun-solaris"), "x86_64-unknown-linux-gnu").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--target \"sparc-sun-solaris\" is not supported by dist; supported targets: \
+             x86_64-unknown-linux-gnu, aarch64-unknown-linux-gnu"
+        );
+    }
+
+    #[test]
+    fn an_unsupported_host_says_how_to_choose() {
+        let err = resolve(None, "riscv64gc-unknown-linux-gnu").unwrap_err();
+        assert!(err.to_string().contains("pass --target"), "{err}");
+        assert!(
+            err.to_string().contains("x86_64-unknown-linux-gnu"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn every_target_bundles_the_desktop_app() {
+        for target in TARGETS {
+            assert!(
+                !target.desktop_bundles.is_empty(),
+                "{} has no desktop bundle",
+                target.triple
+            );
+            assert!(
+                !target
+                    .desktop_bundles
+                    .contains(&ArtifactKind::ServerArchive)
+            );
+        }
+    }
+}

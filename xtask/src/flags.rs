@@ -1,0 +1,74 @@
+//! The command line of `cargo xtask`: one subcommand per task, each documented for `--help`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Build, check, test and package the workspace.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", version, about, long_about = None)]
+pub struct Xtask {
+    /// Print every external command before it runs
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Setup(Setup),
+    Lint(Lint),
+    Test(Test),
+    Ci(Ci),
+    Dist(Dist),
+    Verify(Verify),
+}
+
+/// Install the system packages the workspace needs (apt on Debian/Ubuntu), or print the
+/// command that would
+#[derive(Debug, Args)]
+pub struct Setup {
+    /// Only report what is missing; install nothing and exit non-zero if anything is
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// Check formatting, run clippy with warnings as errors, and run the tidy tests
+#[derive(Debug, Args)]
+pub struct Lint {}
+
+/// Run every test in the workspace (cargo-nextest when installed, else cargo test)
+#[derive(Debug, Args)]
+pub struct Test {}
+
+/// What CI runs: setup, lint, test, then a dist build into a temporary folder that is verified
+#[derive(Debug, Args)]
+pub struct Ci {
+    /// Report missing system packages instead of installing them
+    #[arg(long)]
+    pub no_install: bool,
+}
+
+/// Build app-web and app-desktop in release mode and write the release artifacts, their
+/// SHA256SUMS and dist-manifest.json
+#[derive(Debug, Args)]
+pub struct Dist {
+    /// Target triple to build for [default: the host's]
+    #[arg(long, value_name = "TRIPLE")]
+    pub target: Option<String>,
+
+    /// Folder to write the artifacts to [default: target/dist]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+/// Re-check a dist folder: every artifact in dist-manifest.json exists with its size and
+/// sha256, and SHA256SUMS agrees with the manifest
+#[derive(Debug, Args)]
+pub struct Verify {
+    /// The dist folder to check [default: target/dist]
+    #[arg(value_name = "DIR")]
+    pub dist: Option<PathBuf>,
+}

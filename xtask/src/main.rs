@@ -1,0 +1,41 @@
+//! `cargo xtask`: every build, lint, test and packaging step of the workspace, so that local
+//! runs and CI go through the same code.
+
+mod ci;
+mod dist;
+mod flags;
+mod lint;
+mod path;
+mod setup;
+mod step;
+mod test_suite;
+#[cfg(test)]
+mod tidy;
+mod workspace;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let flags = flags::Xtask::parse();
+    step::set_verbose(flags.verbose);
+    match run(flags.command) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: flags::Command) -> anyhow::Result<()> {
+    let sh = xshell::Shell::new()?;
+    sh.change_dir(path::project_root());
+    match command {
+        flags::Command::Setup(cmd) => cmd.run(&sh),
+        flags::Command::Lint(cmd) => cmd.run(&sh),
+        flags::Command::Test(cmd) => cmd.run(&sh),
+        flags::Command::Ci(cmd) => cmd.run(&sh),
+        flags::Command::Dist(cmd) => cmd.run(&sh),
+        flags::Command::Verify(cmd) => cmd.run(&sh),
+    }
+}

@@ -1,0 +1,65 @@
+//! Every path xtask touches, rooted at the workspace root rather than the caller's directory.
+
+use std::path::{Path, PathBuf};
+
+/// The workspace root: the parent of the xtask crate.
+pub fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
+
+pub fn workspace_manifest() -> PathBuf {
+    project_root().join("Cargo.toml")
+}
+
+/// Cargo's target folder; `CARGO_TARGET_DIR` moves it, as it does for cargo itself.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => project_root().join(dir),
+        None => project_root().join("target"),
+    }
+}
+
+/// Where `cargo xtask dist` writes by default.
+pub fn dist_dir() -> PathBuf {
+    target_dir().join("dist")
+}
+
+/// Where cargo puts release binaries for `target` when it is passed as `--target`.
+pub fn release_dir(target: &str) -> PathBuf {
+    target_dir().join(target).join("release")
+}
+
+pub fn desktop_dir() -> PathBuf {
+    project_root().join("app-desktop")
+}
+
+pub fn tauri_config() -> PathBuf {
+    desktop_dir().join("tauri.conf.json")
+}
+
+pub fn readme() -> PathBuf {
+    project_root().join("README.md")
+}
+
+pub fn license() -> PathBuf {
+    project_root().join("LICENSE")
+}
+
+pub fn web_example_config() -> PathBuf {
+    project_root().join("app-web").join("app-web.example.env")
+}
+
+#[cfg(test)]
+pub fn ci_script() -> PathBuf {
+    project_root().join(".ci").join("run")
+}
+
+#[cfg(test)]
+pub fn manifest_schema() -> PathBuf {
+    project_root()
+        .join("xtask")
+        .join("dist-manifest.schema.json")
+}

@@ -1,0 +1,330 @@
+//! `cargo xtask setup`: the one table of system packages the workspace needs, and the code
+//! that checks for them and installs them.
+
+use std::fmt;
+
+use anyhow::Context;
+use xshell::{Shell, cmd};
+
+use crate::{flags, step};
+
+/// Why a package is needed; commands ask for the purposes they depend on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Compiling and linking app-desktop (Tauri on WebKitGTK).
+    DesktopBuild,
+    /// Inspecting built bundles in tests (`dpkg-deb`, `sha256sum`).
+    DistChecks,
+}
+
+impl fmt::Display for Purpose {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Purpose::DesktopBuild => "building app-desktop",
+            Purpose::DistChecks => "checking dist artifacts",
+        })
+    }
+}
+
+/// A system package under its name on each platform family that has one.
+#[derive(Debug)]
+pub struct SystemPackage {
+    pub debian: &'static str,
+    pub fedora: &'static str,
+    pub purpose: Purpose,
+}
+
+/// Every system package the workspace needs. Later features add their servers and tools here.
+pub const SYSTEM_PACKAGES: &[SystemPackage] = &[
+    SystemPackage {
+        debian: "build-essential",
+        fedora: "gcc",
+        purpose: Purpose::DesktopBuild,
+    },
+    SystemPackage {
+        debian: "pkg-config",
+        fedora: "pkgconf-pkg-config",
+        purpose: Purpose::DesktopBuild,
+    },
+    SystemPackage {
+        debian: "libwebkit2gtk-4.1-dev",
+        fedora: "webkit2gtk4.1-devel",
+        purpose: Purpose::DesktopBuild,
+    },
+    SystemPackage {
+        debian: "libgtk-3-dev",
+        fedora: "gtk3-devel",
+        purpose: Purpose::DesktopBuild,
+    },
+    SystemPackage {
+        debian: "librsvg2-dev",
+        fedora: "librsvg2-devel",
+        purpose: Purpose::DesktopBuild,
+    },
+    SystemPackage {
+        debian: "dpkg",
+        fedora: "dpkg",
+        purpose: Purpose::DistChecks,
+    },
+    SystemPackage {
+        debian: "coreutils",
+        fedora: "coreutils",
+        purpose: Purpose::DistChecks,
+    },
+];
+
+/// The platform families setup knows how to serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Platform {
+    Debian,
+    Fedora,
+    MacOs,
+    Windows,
+    Other,
+}
+
+impl Platform {
+    pub fn detect() -> Self {
+        if cfg!(target_os = "macos") {
+            return Platform::MacOs;
+        }
+        if cfg!(windows) {
+            return Platform::Windows;
+        }
+        let os_release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+        Self::from_os_release(&os_release)
+    }
+
+    /// Reads `ID` and `ID_LIKE` from the text of /etc/os-release.
+    fn from_os_release(text: &str) -> Self {
+        let ids: Vec<String> = text
+            .lines()
+            .filter_map(|line| {
+                line.strip_prefix("ID=")
+                    .or_else(|| line.strip_prefix("ID_LIKE="))
+            })
+            .flat_map(|value| {
+                value
+                    .trim_matches('"')
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        if ids.iter().any(|id| id == "debian" || id == "ubuntu") {
+            Platform::Debian
+        } else if ids.iter().any(|id| id == "fedora" || id == "rhel") {
+            Platform::Fedora
+        } else {
+            Platform::Other
+        }
+    }
+}
+
+/// The packages that `purposes` need.
+fn packages_for(purposes: &[Purpose]) -> impl Iterator<Item = &'static SystemPackage> + '_ {
+    SYSTEM_PACKAGES
+        .iter()
+        .filter(move |package| purposes.contains(&package.purpose))
+}
+
+/// Debian packages among `names` that dpkg does not report as installed.
+fn missing_debian_packages(sh: &Shell, names: &[&str]) -> anyhow::Result<Vec<String>> {
+    let mut missing = Vec::new();
+    for name in names {
+        let format = "--showformat=${db:Status-Abbrev}";
+        let status = step::quiet(cmd!(sh, "dpkg-query -W {format} {name}"))
+            .ignore_status()
+            .ignore_stderr()
+            .read()
+            .context("ask dpkg-query which packages are installed")?;
+        if !status.starts_with("ii") {
+            missing.push(name.to_string());
+        }
+    }
+    Ok(missing)
+}
+
+/// The install command for `names` on `platform`, as a person would type it.
+fn install_command(platform: Platform, names: &[String]) -> String {
+    let list = names.join(" ");
+    match platform {
+        Platform::Debian => format!("sudo apt-get install -y {list}"),
+        Platform::Fedora => format!("sudo dnf install -y {list}"),
+        Platform::MacOs => "xcode-select --install".to_owned(),
+        Platform::Windows => "install the Microsoft C++ Build Tools and the WebView2 runtime (winget install Microsoft.VisualStudio.2022.BuildTools Microsoft.EdgeWebView2Runtime)".to_owned(),
+        Platform::Other => format!("install your distribution's packages matching these Debian ones: {list}"),
+    }
+}
+
+/// Fails with the missing packages' names and the command that installs them when anything
+/// `purposes` needs is absent. Only Debian-like systems can be checked; elsewhere this trusts
+/// the toolchain to report what is missing.
+pub fn require(sh: &Shell, purposes: &[Purpose]) -> anyhow::Result<()> {
+    if Platform::detect() != Platform::Debian {
+        return Ok(());
+    }
+    for purpose in purposes {
+        let names: Vec<&str> = packages_for(&[*purpose])
+            .map(|package| package.debian)
+            .collect();
+        let missing = missing_debian_packages(sh, &names)?;
+        anyhow::ensure!(
+            missing.is_empty(),
+            "{purpose} needs the system packages {}; run `cargo xtask setup` (or `{}`)",
+            missing.join(", "),
+            install_command(Platform::Debian, &missing)
+        );
+    }
+    Ok(())
+}
+
+/// How this process may run apt-get: as root directly, or through passwordless sudo.
+#[derive(Debug, Clone, Copy)]
+enum AptAccess {
+    Root,
+    Sudo,
+}
+
+impl AptAccess {
+    fn detect(sh: &Shell) -> Option<Self> {
+        let uid = step::quiet(cmd!(sh, "id -u")).read().ok()?;
+        if uid.trim() == "0" {
+            return Some(AptAccess::Root);
+        }
+        let sudo_works = step::quiet(cmd!(sh, "sudo -n true"))
+            .ignore_stderr()
+            .run()
+            .is_ok();
+        sudo_works.then_some(AptAccess::Sudo)
+    }
+
+    /// An apt-get command line that runs non-interactively, through sudo when needed.
+    fn apt_get<'a>(self, sh: &'a Shell, args: &[&str]) -> xshell::Cmd<'a> {
+        let quiet: &[&str] = if step::is_verbose() { &[] } else { &["-qq"] };
+        let apt = cmd!(
+            sh,
+            "env DEBIAN_FRONTEND=noninteractive apt-get {args...} {quiet...}"
+        );
+        match self {
+            AptAccess::Root => apt,
+            AptAccess::Sudo => cmd!(
+                sh,
+                "sudo -n env DEBIAN_FRONTEND=noninteractive apt-get {args...} {quiet...}"
+            ),
+        }
+    }
+}
+
+impl flags::Setup {
+    pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        install_missing(sh, !self.check)
+    }
+}
+
+/// Reports or installs every package of the table. With `install` false, or when installing is
+/// not possible here, a missing package is an error that prints the command to run.
+pub fn install_missing(sh: &Shell, install: bool) -> anyhow::Result<()> {
+    let platform = Platform::detect();
+    let all = [Purpose::DesktopBuild, Purpose::DistChecks];
+    if platform != Platform::Debian {
+        let names: Vec<String> = packages_for(&all)
+            .map(|package| match platform {
+                Platform::Fedora => package.fedora.to_owned(),
+                _ => package.debian.to_owned(),
+            })
+            .collect();
+        eprintln!("xtask: setup cannot check packages on this platform; make sure this has run:");
+        eprintln!("    {}", install_command(platform, &names));
+        return Ok(());
+    }
+
+    let names: Vec<&str> = packages_for(&all).map(|package| package.debian).collect();
+    let missing = step::run("check system packages", || {
+        missing_debian_packages(sh, &names)
+    })?;
+    if missing.is_empty() {
+        eprintln!("xtask: all {} system packages are installed", names.len());
+        return Ok(());
+    }
+    let command = install_command(Platform::Debian, &missing);
+    let access = if install { AptAccess::detect(sh) } else { None };
+    let Some(access) = access else {
+        anyhow::bail!(
+            "missing system packages: {}; install them with `{command}`{}",
+            missing.join(", "),
+            if install {
+                " (installing needs root or passwordless sudo)"
+            } else {
+                ""
+            }
+        );
+    };
+    step::run(&format!("install {}", missing.join(" ")), || {
+        access
+            .apt_get(sh, &["update"])
+            .run()
+            .context("apt-get update")?;
+        let missing: Vec<&str> = missing.iter().map(String::as_str).collect();
+        let mut install = vec!["install", "-y", "--no-install-recommends"];
+        install.extend(missing);
+        access
+            .apt_get(sh, &install)
+            .run()
+            .context("apt-get install")?;
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn os_release_ids_pick_the_platform() {
+        assert_eq!(
+            Platform::from_os_release("ID=debian\nVERSION_ID=\"12\"\n"),
+            Platform::Debian
+        );
+        assert_eq!(
+            Platform::from_os_release("ID=pop\nID_LIKE=\"ubuntu debian\"\n"),
+            Platform::Debian
+        );
+        assert_eq!(Platform::from_os_release("ID=fedora\n"), Platform::Fedora);
+        assert_eq!(
+            Platform::from_os_release("ID=\"rocky\"\nID_LIKE=\"rhel centos fedora\"\n"),
+            Platform::Fedora
+        );
+        assert_eq!(Platform::from_os_release("ID=alpine\n"), Platform::Other);
+    }
+
+    #[test]
+    fn the_desktop_build_needs_webkitgtk_4_1() {
+        let names: Vec<&str> = packages_for(&[Purpose::DesktopBuild])
+            .map(|p| p.debian)
+            .collect();
+        assert!(names.contains(&"libwebkit2gtk-4.1-dev"), "{names:?}");
+    }
+
+    #[test]
+    fn install_commands_name_every_package() {
+        let names = vec!["a-dev".to_owned(), "b".to_owned()];
+        assert_eq!(
+            install_command(Platform::Debian, &names),
+            "sudo apt-get install -y a-dev b"
+        );
+        assert_eq!(
+            install_command(Platform::Fedora, &names),
+            "sudo dnf install -y a-dev b"
+        );
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_missing_package_is_reported_by_name() {
+        let sh = Shell::new().unwrap();
+        let missing =
+            missing_debian_packages(&sh, &["dpkg", "no-such-package-xtask-probe"]).unwrap();
+        assert_eq!(missing, vec!["no-such-package-xtask-probe".to_owned()]);
+    }
+}

@@ -1,0 +1,42 @@
+//! `cargo xtask test`: every test of the workspace, through cargo-nextest when it is installed.
+
+use xshell::{Shell, cmd};
+
+use crate::setup::{self, Purpose};
+use crate::{flags, step};
+
+impl flags::Test {
+    pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        setup::require(sh, &[Purpose::DesktopBuild, Purpose::DistChecks])?;
+        if has_nextest(sh) {
+            step::run("tests (cargo nextest)", || {
+                Ok(step::quiet(cmd!(
+                    sh,
+                    "cargo nextest run --workspace --locked --no-fail-fast"
+                ))
+                .run()?)
+            })?;
+            // nextest does not run doctests; cargo test does them alone.
+            step::run("doctests (cargo test --doc)", || {
+                Ok(step::quiet(cmd!(sh, "cargo test --workspace --locked --doc")).run()?)
+            })
+        } else {
+            eprintln!("xtask: cargo-nextest is not installed, running cargo test");
+            step::run("tests (cargo test)", || {
+                Ok(
+                    step::quiet(cmd!(sh, "cargo test --workspace --locked --no-fail-fast"))
+                        .run()?,
+                )
+            })
+        }
+    }
+}
+
+fn has_nextest(sh: &Shell) -> bool {
+    cmd!(sh, "cargo nextest --version")
+        .quiet()
+        .ignore_stdout()
+        .ignore_stderr()
+        .run()
+        .is_ok()
+}
