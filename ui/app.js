@@ -1,5 +1,5 @@
-// Fills in the mode and version: inside the desktop app Tauri's global API answers,
-// in a browser app-web's /api/info does.
+// Fills in the mode and version, and puts the version in the title: inside the desktop app
+// Tauri's global API answers, in a browser app-web's /api/info does.
 "use strict";
 
 async function describeRuntime() {
@@ -22,6 +22,11 @@ document.addEventListener("DOMContentLoaded", async () => {
     const runtime = await describeRuntime();
     mode.textContent = runtime.mode;
     version.textContent = runtime.version;
+    const title = `App ${runtime.version}`;
+    document.title = title;
+    if (runtime.mode === "desktop") {
+      await window.__TAURI__.window.getCurrentWindow().setTitle(title);
+    }
   } catch (error) {
     mode.textContent = "unknown";
     version.textContent = `unavailable (${error.message})`;

@@ -24,6 +24,7 @@ impl flags::Dist {
         let host = targets::host_triple(sh)?;
         let target = targets::resolve(self.target.as_deref(), &host)?;
         setup::require(sh, &[Purpose::DesktopBuild])?;
+        let _lock = lock_dist(target)?;
         let product = Product::load()?;
         let desktop = bundle::DesktopConfig::load()?;
         let source_date = workspace::source_date_epoch(sh)?;
@@ -102,6 +103,31 @@ impl flags::Verify {
     }
 }
 
+/// Holds an exclusive lock for the target's release folder: tauri-bundler rewrites its `bundle`
+/// folder in place, so two dist runs for one target must take turns.
+fn lock_dist(target: &Target) -> anyhow::Result<std::fs::File> {
+    let dir = path::target_dir();
+    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    let path = dir.join(format!("xtask-dist-{}.lock", target.triple));
+    let file =
+        std::fs::File::create(&path).with_context(|| format!("create {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            eprintln!(
+                "xtask: waiting for another dist run for {} to finish",
+                target.triple
+            );
+            file.lock()
+                .with_context(|| format!("lock {}", path.display()))?;
+        }
+        Err(std::fs::TryLockError::Error(err)) => {
+            return Err(err).with_context(|| format!("lock {}", path.display()));
+        }
+    }
+    Ok(file)
+}
+
 fn cargo_build(sh: &Shell, package: &str, target: &Target) -> anyhow::Result<()> {
     let triple = target.triple;
     step::quiet(cmd!(
@@ -155,11 +181,11 @@ fn bundle_desktop(
     let arch = target.triple.split('-').next().unwrap_or(target.triple);
     let mut kinds = Vec::new();
     for kind in target.desktop_bundles {
-        if *kind == ArtifactKind::AppImage {
-            if let Err(reason) = bundle::appimage_tools_present(arch) {
-                eprintln!("xtask: skipping the AppImage: {reason}");
-                continue;
-            }
+        if *kind == ArtifactKind::AppImage
+            && let Err(reason) = bundle::appimage_tools_present(arch)
+        {
+            eprintln!("xtask: skipping the AppImage: {reason}");
+            continue;
         }
         kinds.push(*kind);
     }

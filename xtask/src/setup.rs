@@ -15,6 +15,8 @@ pub enum Purpose {
     DesktopBuild,
     /// Inspecting built bundles in tests (`dpkg-deb`, `sha256sum`).
     DistChecks,
+    /// Showing app-desktop's window in tests: a virtual display and screenshots of it.
+    DesktopWindowTests,
 }
 
 impl fmt::Display for Purpose {
@@ -22,6 +24,7 @@ impl fmt::Display for Purpose {
         f.write_str(match self {
             Purpose::DesktopBuild => "building app-desktop",
             Purpose::DistChecks => "checking dist artifacts",
+            Purpose::DesktopWindowTests => "testing the desktop window",
         })
     }
 }
@@ -34,43 +37,34 @@ pub struct SystemPackage {
     pub purpose: Purpose,
 }
 
+const fn package(debian: &'static str, fedora: &'static str, purpose: Purpose) -> SystemPackage {
+    SystemPackage {
+        debian,
+        fedora,
+        purpose,
+    }
+}
+
 /// Every system package the workspace needs. Later features add their servers and tools here.
+#[rustfmt::skip]
 pub const SYSTEM_PACKAGES: &[SystemPackage] = &[
-    SystemPackage {
-        debian: "build-essential",
-        fedora: "gcc",
-        purpose: Purpose::DesktopBuild,
-    },
-    SystemPackage {
-        debian: "pkg-config",
-        fedora: "pkgconf-pkg-config",
-        purpose: Purpose::DesktopBuild,
-    },
-    SystemPackage {
-        debian: "libwebkit2gtk-4.1-dev",
-        fedora: "webkit2gtk4.1-devel",
-        purpose: Purpose::DesktopBuild,
-    },
-    SystemPackage {
-        debian: "libgtk-3-dev",
-        fedora: "gtk3-devel",
-        purpose: Purpose::DesktopBuild,
-    },
-    SystemPackage {
-        debian: "librsvg2-dev",
-        fedora: "librsvg2-devel",
-        purpose: Purpose::DesktopBuild,
-    },
-    SystemPackage {
-        debian: "dpkg",
-        fedora: "dpkg",
-        purpose: Purpose::DistChecks,
-    },
-    SystemPackage {
-        debian: "coreutils",
-        fedora: "coreutils",
-        purpose: Purpose::DistChecks,
-    },
+    package("build-essential",       "gcc",                  Purpose::DesktopBuild),
+    package("pkg-config",            "pkgconf-pkg-config",   Purpose::DesktopBuild),
+    package("libwebkit2gtk-4.1-dev", "webkit2gtk4.1-devel",  Purpose::DesktopBuild),
+    package("libgtk-3-dev",          "gtk3-devel",           Purpose::DesktopBuild),
+    package("librsvg2-dev",          "librsvg2-devel",       Purpose::DesktopBuild),
+    package("dpkg",                  "dpkg",                 Purpose::DistChecks),
+    package("coreutils",             "coreutils",            Purpose::DistChecks),
+    package("xvfb",                  "xorg-x11-server-Xvfb", Purpose::DesktopWindowTests),
+    package("xdotool",               "xdotool",              Purpose::DesktopWindowTests),
+    package("imagemagick",           "ImageMagick",          Purpose::DesktopWindowTests),
+];
+
+/// Every purpose, for `cargo xtask setup`.
+const ALL_PURPOSES: &[Purpose] = &[
+    Purpose::DesktopBuild,
+    Purpose::DistChecks,
+    Purpose::DesktopWindowTests,
 ];
 
 /// The platform families setup knows how to serve.
@@ -226,9 +220,8 @@ impl flags::Setup {
 /// not possible here, a missing package is an error that prints the command to run.
 pub fn install_missing(sh: &Shell, install: bool) -> anyhow::Result<()> {
     let platform = Platform::detect();
-    let all = [Purpose::DesktopBuild, Purpose::DistChecks];
     if platform != Platform::Debian {
-        let names: Vec<String> = packages_for(&all)
+        let names: Vec<String> = packages_for(ALL_PURPOSES)
             .map(|package| match platform {
                 Platform::Fedora => package.fedora.to_owned(),
                 _ => package.debian.to_owned(),
@@ -239,7 +232,9 @@ pub fn install_missing(sh: &Shell, install: bool) -> anyhow::Result<()> {
         return Ok(());
     }
 
-    let names: Vec<&str> = packages_for(&all).map(|package| package.debian).collect();
+    let names: Vec<&str> = packages_for(ALL_PURPOSES)
+        .map(|package| package.debian)
+        .collect();
     let missing = step::run("check system packages", || {
         missing_debian_packages(sh, &names)
     })?;

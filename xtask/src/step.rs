@@ -43,12 +43,11 @@ pub fn run_with_spinner<T>(
 ) -> anyhow::Result<T> {
     let spinner = indicatif::ProgressBar::new_spinner().with_message(name.to_owned());
     spinner.enable_steady_tick(Duration::from_millis(120));
-    let result = run(name, || {
+    run(name, || {
         let result = body();
         spinner.finish_and_clear();
         result
-    });
-    result
+    })
 }
 
 pub fn format_duration(duration: Duration) -> String {

@@ -7,7 +7,14 @@ use crate::{flags, step};
 
 impl flags::Test {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
-        setup::require(sh, &[Purpose::DesktopBuild, Purpose::DistChecks])?;
+        setup::require(
+            sh,
+            &[
+                Purpose::DesktopBuild,
+                Purpose::DistChecks,
+                Purpose::DesktopWindowTests,
+            ],
+        )?;
         if has_nextest(sh) {
             step::run("tests (cargo nextest)", || {
                 Ok(step::quiet(cmd!(

@@ -35,12 +35,12 @@ fn readme_test_command() -> String {
             in_code = !in_code;
             continue;
         }
-        if in_code {
-            if let Some((command, comment)) = line.split_once('#') {
-                if command.trim().starts_with("cargo xtask") && comment.contains("tests") {
-                    return command.trim().to_owned();
-                }
-            }
+        if in_code
+            && let Some((command, comment)) = line.split_once('#')
+            && command.trim().starts_with("cargo xtask")
+            && comment.contains("tests")
+        {
+            return command.trim().to_owned();
         }
     }
     panic!("README.md has no code line `cargo xtask ...  # ... tests ...` giving the test command");
@@ -86,10 +86,8 @@ fn the_version_lives_only_in_the_workspace_manifest() {
         if file == "Cargo.toml" || file == "Cargo.lock" {
             continue;
         }
-        if let Some(text) = read(&file) {
-            if mentions_version(&text, &version) {
-                offenders.push(file);
-            }
+        if read(&file).is_some_and(|text| mentions_version(&text, &version)) {
+            offenders.push(file);
         }
     }
     assert!(
