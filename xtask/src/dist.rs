@@ -6,6 +6,8 @@ pub mod bundle;
 pub mod checksums;
 pub mod manifest;
 pub mod targets;
+#[cfg(feature = "bundler")]
+pub mod tauri_bundle;
 pub mod verify;
 
 use std::path::Path;
@@ -26,7 +28,6 @@ impl flags::Dist {
         setup::require(sh, &[Purpose::DesktopBuild])?;
         let _lock = lock_dist(target)?;
         let product = Product::load()?;
-        let desktop = bundle::DesktopConfig::load()?;
         let source_date = workspace::source_date_epoch(sh)?;
         let commit = workspace::git_commit(sh)?;
         let out = self.out.unwrap_or_else(path::dist_dir);
@@ -61,9 +62,7 @@ impl flags::Dist {
         })?;
         staged.push((archive_name, ArtifactKind::ServerArchive));
 
-        for bundle in step::run_with_spinner("bundle app-desktop", || {
-            bundle_desktop(target, &desktop, &product)
-        })? {
+        for bundle in step::run_with_spinner("bundle app-desktop", || bundle_desktop(sh, target))? {
             let name = file_name(&bundle.path)?;
             std::fs::copy(&bundle.path, staging.path().join(&name))
                 .with_context(|| format!("copy {} to the staging folder", bundle.path.display()))?;
@@ -173,11 +172,7 @@ fn write_server_archive(
         .with_context(|| format!("the server archive {archive_name} failed"))
 }
 
-fn bundle_desktop(
-    target: &Target,
-    desktop: &bundle::DesktopConfig,
-    product: &Product,
-) -> anyhow::Result<Vec<bundle::BuiltBundle>> {
+fn bundle_desktop(sh: &Shell, target: &Target) -> anyhow::Result<Vec<bundle::BuiltBundle>> {
     let arch = target.triple.split('-').next().unwrap_or(target.triple);
     let mut kinds = Vec::new();
     for kind in target.desktop_bundles {
@@ -189,7 +184,7 @@ fn bundle_desktop(
         }
         kinds.push(*kind);
     }
-    let bundles = bundle::bundle(target, &kinds, desktop, &product.version).with_context(|| {
+    let bundles = bundle::bundle(sh, target, &kinds).with_context(|| {
         let names: Vec<String> = kinds.iter().map(ToString::to_string).collect();
         format!(
             "the desktop bundles ({}) for {} failed",

@@ -24,6 +24,8 @@ pub enum Command {
     Ci(Ci),
     Dist(Dist),
     Verify(Verify),
+    #[command(hide = true)]
+    BundleDesktop(BundleDesktop),
 }
 
 /// Install the system packages the workspace needs (apt on Debian/Ubuntu), or print the
@@ -71,4 +73,17 @@ pub struct Verify {
     /// The dist folder to check [default: target/dist]
     #[arg(value_name = "DIR")]
     pub dist: Option<PathBuf>,
+}
+
+/// Bundle the release build of app-desktop with tauri-bundler and print the bundles as JSON;
+/// `dist` runs this from an xtask built with the `bundler` feature
+#[derive(Debug, Args)]
+pub struct BundleDesktop {
+    /// Target triple whose release build to bundle [default: the host's]
+    #[arg(long, value_name = "TRIPLE")]
+    pub target: Option<String>,
+
+    /// Bundle kinds to make
+    #[arg(long, value_enum, required = true)]
+    pub kind: Vec<crate::dist::targets::ArtifactKind>,
 }

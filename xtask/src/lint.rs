@@ -15,7 +15,7 @@ impl flags::Lint {
         step::run("clippy", || {
             Ok(step::quiet(cmd!(
                 sh,
-                "cargo clippy --workspace --all-targets --locked -- -D warnings"
+                "cargo clippy --workspace --all-targets --all-features --locked -- -D warnings"
             ))
             .run()?)
         })?;

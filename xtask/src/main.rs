@@ -37,5 +37,6 @@ fn run(command: flags::Command) -> anyhow::Result<()> {
         flags::Command::Ci(cmd) => cmd.run(&sh),
         flags::Command::Dist(cmd) => cmd.run(&sh),
         flags::Command::Verify(cmd) => cmd.run(&sh),
+        flags::Command::BundleDesktop(cmd) => cmd.run(&sh),
     }
 }

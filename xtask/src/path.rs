@@ -32,10 +32,12 @@ pub fn release_dir(target: &str) -> PathBuf {
     target_dir().join(target).join("release")
 }
 
+#[cfg(feature = "bundler")]
 pub fn desktop_dir() -> PathBuf {
     project_root().join("app-desktop")
 }
 
+#[cfg(feature = "bundler")]
 pub fn tauri_config() -> PathBuf {
     desktop_dir().join("tauri.conf.json")
 }

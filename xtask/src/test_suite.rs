@@ -15,25 +15,31 @@ impl flags::Test {
                 Purpose::DesktopWindowTests,
             ],
         )?;
+        // `--all-features` compiles xtask's `bundler` feature too, so its tests run.
         if has_nextest(sh) {
             step::run("tests (cargo nextest)", || {
                 Ok(step::quiet(cmd!(
                     sh,
-                    "cargo nextest run --workspace --locked --no-fail-fast"
+                    "cargo nextest run --workspace --all-features --locked --no-fail-fast"
                 ))
                 .run()?)
             })?;
             // nextest does not run doctests; cargo test does them alone.
             step::run("doctests (cargo test --doc)", || {
-                Ok(step::quiet(cmd!(sh, "cargo test --workspace --locked --doc")).run()?)
+                Ok(step::quiet(cmd!(
+                    sh,
+                    "cargo test --workspace --all-features --locked --doc"
+                ))
+                .run()?)
             })
         } else {
             eprintln!("xtask: cargo-nextest is not installed, running cargo test");
             step::run("tests (cargo test)", || {
-                Ok(
-                    step::quiet(cmd!(sh, "cargo test --workspace --locked --no-fail-fast"))
-                        .run()?,
-                )
+                Ok(step::quiet(cmd!(
+                    sh,
+                    "cargo test --workspace --all-features --locked --no-fail-fast"
+                ))
+                .run()?)
             })
         }
     }

@@ -1,65 +1,26 @@
-//! Desktop bundles through tauri-bundler, used as a library and configured from
-//! app-desktop/tauri.conf.json and the workspace version.
+//! Desktop bundles, made by the `bundle-desktop` step: xtask runs itself built with the
+//! `bundler` feature, so that tauri-bundler is linked only into that build and the everyday
+//! `cargo xtask` stays quick to start. Cargo keeps both builds; switching between them only
+//! re-links the `target/debug/xtask` file.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
-use tauri_bundler::{
-    BundleBinary, BundleSettings, DebianSettings, PackageSettings, PackageType, RpmSettings,
-    SettingsBuilder,
-};
+use serde::{Deserialize, Serialize};
+use xshell::{Shell, cmd};
 
 use super::targets::{ArtifactKind, Target};
-use crate::path;
+use crate::step;
 
 /// A bundle tauri-bundler wrote, still in cargo's target folder.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct BuiltBundle {
     pub kind: ArtifactKind,
     pub path: PathBuf,
 }
 
-/// The part of tauri.conf.json that bundling reads.
-pub struct DesktopConfig {
-    pub product_name: String,
-    pub main_binary_name: String,
-    config: tauri_utils::config::Config,
-}
-
-impl DesktopConfig {
-    pub fn load() -> anyhow::Result<Self> {
-        let path = path::tauri_config();
-        let text =
-            std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
-        let config: tauri_utils::config::Config =
-            serde_json::from_str(&text).with_context(|| format!("parse {}", path.display()))?;
-        let product_name = config
-            .product_name
-            .clone()
-            .context("tauri.conf.json has no productName")?;
-        let main_binary_name = config
-            .main_binary_name
-            .clone()
-            .unwrap_or_else(|| product_name.clone());
-        Ok(Self {
-            product_name,
-            main_binary_name,
-            config,
-        })
-    }
-}
-
-fn package_type(kind: ArtifactKind) -> Option<PackageType> {
-    match kind {
-        ArtifactKind::Deb => Some(PackageType::Deb),
-        ArtifactKind::Rpm => Some(PackageType::Rpm),
-        ArtifactKind::AppImage => Some(PackageType::AppImage),
-        ArtifactKind::ServerArchive => None,
-    }
-}
-
 /// The folder tauri-bundler looks in for the AppImage tools it would otherwise download.
-pub fn appimage_tools_dir() -> Option<PathBuf> {
+fn appimage_tools_dir() -> Option<PathBuf> {
     std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
@@ -73,10 +34,11 @@ pub fn appimage_tools_present(arch: &str) -> Result<(), String> {
         return Err("no cache folder (set HOME or XDG_CACHE_HOME)".to_owned());
     };
     let apprun = dir.join(format!("AppRun-{arch}"));
+    let suffix = format!("-{arch}.AppImage");
     let has_linuxdeploy = std::fs::read_dir(&dir).ok().is_some_and(|entries| {
         entries.flatten().any(|entry| {
             let name = entry.file_name().to_string_lossy().into_owned();
-            name.starts_with("linuxdeploy-") && name.ends_with(&format!("-{arch}.AppImage"))
+            name.starts_with("linuxdeploy-") && name.ends_with(&suffix)
         })
     });
     if apprun.is_file() && has_linuxdeploy {
@@ -89,131 +51,33 @@ pub fn appimage_tools_present(arch: &str) -> Result<(), String> {
     }
 }
 
-/// Bundles the release binary of app-desktop for `target` as each of `kinds`.
+/// Bundles the release binary of app-desktop for `target` as each of `kinds` by running the
+/// `bundle-desktop` step, and returns what it made.
 pub fn bundle(
+    sh: &Shell,
     target: &Target,
     kinds: &[ArtifactKind],
-    desktop: &DesktopConfig,
-    version: &str,
 ) -> anyhow::Result<Vec<BuiltBundle>> {
-    let release_dir = path::release_dir(target.triple);
-    let binary = release_dir.join(&desktop.main_binary_name);
-    anyhow::ensure!(
-        binary.is_file(),
-        "{} is missing; build app-desktop first",
-        binary.display()
-    );
-
-    let package_types: Vec<PackageType> = kinds
+    let triple = target.triple;
+    let kind_args: Vec<String> = kinds
         .iter()
-        .filter_map(|kind| package_type(*kind))
+        .flat_map(|kind| ["--kind".to_owned(), kind.cli_name().to_owned()])
         .collect();
-    let settings = SettingsBuilder::new()
-        .project_out_directory(&release_dir)
-        .package_types(package_types)
-        .package_settings(package_settings(desktop, version))
-        .bundle_settings(bundle_settings(desktop, &path::desktop_dir()))
-        .binaries(vec![BundleBinary::new(
-            desktop.main_binary_name.clone(),
-            true,
-        )])
-        .target(target.triple.to_owned())
-        .build()
-        .context("configure tauri-bundler")?;
-    let bundles = tauri_bundler::bundle_project(&settings).context("run tauri-bundler")?;
-
-    let mut built = Vec::new();
-    for bundle in bundles {
-        let kind = match bundle.package_type {
-            PackageType::Deb => ArtifactKind::Deb,
-            PackageType::Rpm => ArtifactKind::Rpm,
-            PackageType::AppImage => ArtifactKind::AppImage,
-            other => anyhow::bail!("tauri-bundler made an unexpected {other:?} bundle"),
-        };
-        built.extend(
-            bundle
-                .bundle_paths
-                .into_iter()
-                .map(|path| BuiltBundle { kind, path }),
-        );
-    }
-    Ok(built)
+    let listing = step::quiet(cmd!(
+        sh,
+        "cargo run --quiet --locked --package xtask --features bundler -- bundle-desktop --target {triple} {kind_args...}"
+    ))
+    .read()
+    .context("the bundle-desktop step failed")?;
+    serde_json::from_str(&listing)
+        .with_context(|| format!("bundle-desktop printed {listing:?}, not a list of bundles"))
 }
 
-fn package_settings(desktop: &DesktopConfig, version: &str) -> PackageSettings {
-    let bundle = &desktop.config.bundle;
-    PackageSettings {
-        product_name: desktop.product_name.clone(),
-        version: version.to_owned(),
-        description: bundle.short_description.clone().unwrap_or_default(),
-        homepage: bundle.homepage.clone(),
-        authors: None,
-        default_run: Some(desktop.main_binary_name.clone()),
-    }
-}
-
-fn bundle_settings(desktop: &DesktopConfig, desktop_dir: &Path) -> BundleSettings {
-    let config = &desktop.config;
-    let bundle = &config.bundle;
-    let icons = bundle
-        .icon
-        .iter()
-        .map(|icon| desktop_dir.join(icon).display().to_string())
-        .collect();
-    BundleSettings {
-        identifier: Some(config.identifier.clone()),
-        publisher: bundle.publisher.clone(),
-        homepage: bundle.homepage.clone(),
-        icon: Some(icons),
-        copyright: bundle.copyright.clone(),
-        category: bundle
-            .category
-            .as_deref()
-            .and_then(|category| category.parse().ok()),
-        short_description: bundle.short_description.clone(),
-        long_description: bundle.long_description.clone(),
-        deb: DebianSettings {
-            depends: bundle.linux.deb.depends.clone(),
-            section: bundle.linux.deb.section.clone(),
-            priority: bundle.linux.deb.priority.clone(),
-            ..DebianSettings::default()
-        },
-        rpm: RpmSettings {
-            depends: bundle.linux.rpm.depends.clone(),
-            release: bundle.linux.rpm.release.clone(),
-            epoch: bundle.linux.rpm.epoch,
-            ..RpmSettings::default()
-        },
-        ..BundleSettings::default()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_tauri_config_carries_what_the_bundles_need() {
-        let desktop = DesktopConfig::load().unwrap();
-        assert_eq!(desktop.main_binary_name, "app-desktop");
-        let settings = bundle_settings(&desktop, &path::desktop_dir());
-        assert!(settings.identifier.is_some());
-        let depends = settings.deb.depends.unwrap_or_default();
-        assert!(
-            depends
-                .iter()
-                .any(|dep| dep.starts_with("libwebkit2gtk-4.1")),
-            "{depends:?}"
-        );
-        for icon in settings.icon.unwrap_or_default() {
-            assert!(
-                Path::new(&icon).is_file(),
-                "icon {icon} named in tauri.conf.json is missing"
-            );
-        }
-        assert!(
-            settings.category.is_some(),
-            "tauri.conf.json's category is not one tauri-bundler knows"
-        );
+#[cfg(not(feature = "bundler"))]
+impl crate::flags::BundleDesktop {
+    pub fn run(self, _sh: &Shell) -> anyhow::Result<()> {
+        anyhow::bail!(
+            "bundle-desktop needs xtask built with `--features bundler`; `cargo xtask dist` runs it that way"
+        )
     }
 }

@@ -7,13 +7,23 @@ use serde::Serialize;
 use xshell::{Shell, cmd};
 
 /// What kind of file an artifact is; the manifest names it in kebab-case.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
+#[clap(rename_all = "kebab-case")]
 pub enum ArtifactKind {
     ServerArchive,
     Deb,
     Rpm,
     AppImage,
+}
+
+impl ArtifactKind {
+    /// The name `bundle-desktop --kind` takes, which is also the manifest's.
+    pub fn cli_name(self) -> String {
+        clap::ValueEnum::to_possible_value(&self)
+            .map(|value| value.get_name().to_owned())
+            .unwrap_or_default()
+    }
 }
 
 impl fmt::Display for ArtifactKind {

@@ -1,0 +1,200 @@
+//! The `bundle-desktop` step: tauri-bundler, used as a library and configured from
+//! app-desktop/tauri.conf.json and the workspace version. Compiled only with the `bundler`
+//! feature; see `bundle.rs` for how dist runs it.
+
+use std::path::Path;
+
+use anyhow::Context;
+use tauri_bundler::{
+    BundleBinary, BundleSettings, DebianSettings, PackageSettings, PackageType, RpmSettings,
+    SettingsBuilder,
+};
+
+use super::bundle::BuiltBundle;
+use super::targets::{self, ArtifactKind, Target};
+use crate::workspace::Product;
+use crate::{flags, path};
+
+impl flags::BundleDesktop {
+    /// Bundles and prints the list of bundles as JSON on stdout, for `dist` to read.
+    pub fn run(self, sh: &xshell::Shell) -> anyhow::Result<()> {
+        let host = targets::host_triple(sh)?;
+        let target = targets::resolve(Some(self.target.as_deref().unwrap_or(&host)), &host)?;
+        let version = Product::load()?.version;
+        let desktop = DesktopConfig::load()?;
+        let bundles = bundle(target, &self.kind, &desktop, &version)?;
+        println!(
+            "{}",
+            serde_json::to_string(&bundles).context("serialise the bundle list")?
+        );
+        Ok(())
+    }
+}
+
+/// The part of tauri.conf.json that bundling reads.
+pub struct DesktopConfig {
+    pub product_name: String,
+    pub main_binary_name: String,
+    config: tauri_utils::config::Config,
+}
+
+impl DesktopConfig {
+    pub fn load() -> anyhow::Result<Self> {
+        let path = path::tauri_config();
+        let text =
+            std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
+        let config: tauri_utils::config::Config =
+            serde_json::from_str(&text).with_context(|| format!("parse {}", path.display()))?;
+        let product_name = config
+            .product_name
+            .clone()
+            .context("tauri.conf.json has no productName")?;
+        let main_binary_name = config
+            .main_binary_name
+            .clone()
+            .unwrap_or_else(|| product_name.clone());
+        Ok(Self {
+            product_name,
+            main_binary_name,
+            config,
+        })
+    }
+}
+
+fn package_type(kind: ArtifactKind) -> Option<PackageType> {
+    match kind {
+        ArtifactKind::Deb => Some(PackageType::Deb),
+        ArtifactKind::Rpm => Some(PackageType::Rpm),
+        ArtifactKind::AppImage => Some(PackageType::AppImage),
+        ArtifactKind::ServerArchive => None,
+    }
+}
+
+/// Bundles the release binary of app-desktop for `target` as each of `kinds`.
+pub fn bundle(
+    target: &Target,
+    kinds: &[ArtifactKind],
+    desktop: &DesktopConfig,
+    version: &str,
+) -> anyhow::Result<Vec<BuiltBundle>> {
+    let release_dir = path::release_dir(target.triple);
+    let binary = release_dir.join(&desktop.main_binary_name);
+    anyhow::ensure!(
+        binary.is_file(),
+        "{} is missing; build app-desktop first",
+        binary.display()
+    );
+
+    let package_types: Vec<PackageType> = kinds
+        .iter()
+        .filter_map(|kind| package_type(*kind))
+        .collect();
+    let settings = SettingsBuilder::new()
+        .project_out_directory(&release_dir)
+        .package_types(package_types)
+        .package_settings(package_settings(desktop, version))
+        .bundle_settings(bundle_settings(desktop, &path::desktop_dir()))
+        .binaries(vec![BundleBinary::new(
+            desktop.main_binary_name.clone(),
+            true,
+        )])
+        .target(target.triple.to_owned())
+        .build()
+        .context("configure tauri-bundler")?;
+    let bundles = tauri_bundler::bundle_project(&settings).context("run tauri-bundler")?;
+
+    let mut built = Vec::new();
+    for bundle in bundles {
+        let kind = match bundle.package_type {
+            PackageType::Deb => ArtifactKind::Deb,
+            PackageType::Rpm => ArtifactKind::Rpm,
+            PackageType::AppImage => ArtifactKind::AppImage,
+            other => anyhow::bail!("tauri-bundler made an unexpected {other:?} bundle"),
+        };
+        built.extend(
+            bundle
+                .bundle_paths
+                .into_iter()
+                .map(|path| BuiltBundle { kind, path }),
+        );
+    }
+    Ok(built)
+}
+
+fn package_settings(desktop: &DesktopConfig, version: &str) -> PackageSettings {
+    let bundle = &desktop.config.bundle;
+    PackageSettings {
+        product_name: desktop.product_name.clone(),
+        version: version.to_owned(),
+        description: bundle.short_description.clone().unwrap_or_default(),
+        homepage: bundle.homepage.clone(),
+        authors: None,
+        default_run: Some(desktop.main_binary_name.clone()),
+    }
+}
+
+fn bundle_settings(desktop: &DesktopConfig, desktop_dir: &Path) -> BundleSettings {
+    let config = &desktop.config;
+    let bundle = &config.bundle;
+    let icons = bundle
+        .icon
+        .iter()
+        .map(|icon| desktop_dir.join(icon).display().to_string())
+        .collect();
+    BundleSettings {
+        identifier: Some(config.identifier.clone()),
+        publisher: bundle.publisher.clone(),
+        homepage: bundle.homepage.clone(),
+        icon: Some(icons),
+        copyright: bundle.copyright.clone(),
+        category: bundle
+            .category
+            .as_deref()
+            .and_then(|category| category.parse().ok()),
+        short_description: bundle.short_description.clone(),
+        long_description: bundle.long_description.clone(),
+        deb: DebianSettings {
+            depends: bundle.linux.deb.depends.clone(),
+            section: bundle.linux.deb.section.clone(),
+            priority: bundle.linux.deb.priority.clone(),
+            ..DebianSettings::default()
+        },
+        rpm: RpmSettings {
+            depends: bundle.linux.rpm.depends.clone(),
+            release: bundle.linux.rpm.release.clone(),
+            epoch: bundle.linux.rpm.epoch,
+            ..RpmSettings::default()
+        },
+        ..BundleSettings::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tauri_config_carries_what_the_bundles_need() {
+        let desktop = DesktopConfig::load().unwrap();
+        assert_eq!(desktop.main_binary_name, "app-desktop");
+        let settings = bundle_settings(&desktop, &path::desktop_dir());
+        assert!(settings.identifier.is_some());
+        let depends = settings.deb.depends.unwrap_or_default();
+        assert!(
+            depends
+                .iter()
+                .any(|dep| dep.starts_with("libwebkit2gtk-4.1")),
+            "{depends:?}"
+        );
+        for icon in settings.icon.unwrap_or_default() {
+            assert!(
+                Path::new(&icon).is_file(),
+                "icon {icon} named in tauri.conf.json is missing"
+            );
+        }
+        assert!(
+            settings.category.is_some(),
+            "tauri.conf.json's category is not one tauri-bundler knows"
+        );
+    }
+}
