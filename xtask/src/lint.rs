@@ -22,7 +22,7 @@ impl flags::Lint {
         step::run("tidy", || {
             Ok(step::quiet(cmd!(
                 sh,
-                "cargo test --package xtask --bin xtask --locked -- tidy::"
+                "cargo test --package xtask --bin xtask --all-features --locked -- tidy::"
             ))
             .run()?)
         })
