@@ -45,10 +45,10 @@ impl flags::Dist {
         let mut staged = Vec::new();
 
         step::run(&format!("build app-web ({})", target.triple), || {
-            cargo_build(sh, "app-web", target)
+            cargo_build(sh, "app-web", target, "the server archive")
         })?;
         step::run(&format!("build app-desktop ({})", target.triple), || {
-            cargo_build(sh, "app-desktop", target)
+            cargo_build(sh, "app-desktop", target, "the desktop bundles")
         })?;
 
         let archive_name = format!("app-web-{}-{}.tar.gz", product.version, target.triple);
@@ -62,7 +62,8 @@ impl flags::Dist {
         })?;
         staged.push((archive_name, ArtifactKind::ServerArchive));
 
-        for bundle in step::run_with_spinner("bundle app-desktop", || bundle_desktop(sh, target))? {
+        // Not a spinner: the first run compiles xtask's bundler feature, and cargo shows that.
+        for bundle in step::run("bundle app-desktop", || bundle_desktop(sh, target))? {
             let name = file_name(&bundle.path)?;
             std::fs::copy(&bundle.path, staging.path().join(&name))
                 .with_context(|| format!("copy {} to the staging folder", bundle.path.display()))?;
@@ -127,7 +128,8 @@ fn lock_dist(target: &Target) -> anyhow::Result<std::fs::File> {
     Ok(file)
 }
 
-fn cargo_build(sh: &Shell, package: &str, target: &Target) -> anyhow::Result<()> {
+/// Builds `package` in release mode; a failure names the artifacts it leaves unmade.
+fn cargo_build(sh: &Shell, package: &str, target: &Target, artifacts: &str) -> anyhow::Result<()> {
     let triple = target.triple;
     step::quiet(cmd!(
         sh,
@@ -135,7 +137,7 @@ fn cargo_build(sh: &Shell, package: &str, target: &Target) -> anyhow::Result<()>
     ))
     .run()
     .with_context(|| {
-        format!("cargo build of {package} for {triple} failed, so its artifacts cannot be made")
+        format!("cargo build of {package} for {triple} failed, so {artifacts} cannot be made")
     })
 }
 

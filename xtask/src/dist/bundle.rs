@@ -65,7 +65,7 @@ pub fn bundle(
         .collect();
     let listing = step::quiet(cmd!(
         sh,
-        "cargo run --quiet --locked --package xtask --features bundler -- bundle-desktop --target {triple} {kind_args...}"
+        "cargo run --locked --package xtask --features bundler -- bundle-desktop --target {triple} {kind_args...}"
     ))
     .read()
     .context("the bundle-desktop step failed")?;
