@@ -9,22 +9,20 @@ impl flags::Lint {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
         // Clippy compiles app-desktop, whose build scripts look for WebKitGTK.
         setup::require(sh, &[Purpose::DesktopBuild])?;
-        step::run("rustfmt", || {
-            Ok(step::quiet(cmd!(sh, "cargo fmt --all --check")).run()?)
-        })?;
-        step::run("clippy", || {
-            Ok(step::quiet(cmd!(
+        step::run_command("rustfmt", cmd!(sh, "cargo fmt --all --check"))?;
+        step::run_command(
+            "clippy",
+            cmd!(
                 sh,
                 "cargo clippy --workspace --all-targets --all-features --locked -- -D warnings"
-            ))
-            .run()?)
-        })?;
-        step::run("tidy", || {
-            Ok(step::quiet(cmd!(
+            ),
+        )?;
+        step::run_command(
+            "tidy",
+            cmd!(
                 sh,
                 "cargo test --package xtask --bin xtask --all-features --locked -- tidy::"
-            ))
-            .run()?)
-        })
+            ),
+        )
     }
 }

@@ -36,6 +36,11 @@ pub fn run<T>(name: &str, body: impl FnOnce() -> anyhow::Result<T>) -> anyhow::R
     }
 }
 
+/// Runs one external command as a named step.
+pub fn run_command(name: &str, cmd: xshell::Cmd<'_>) -> anyhow::Result<()> {
+    run(name, || Ok(quiet(cmd).run()?))
+}
+
 /// Like [`run`], with a spinner on a terminal for in-process work that prints nothing itself.
 pub fn run_with_spinner<T>(
     name: &str,

@@ -17,30 +17,27 @@ impl flags::Test {
         )?;
         // `--all-features` compiles xtask's `bundler` feature too, so its tests run.
         if has_nextest(sh) {
-            step::run("tests (cargo nextest)", || {
-                Ok(step::quiet(cmd!(
+            step::run_command(
+                "tests (cargo nextest)",
+                cmd!(
                     sh,
                     "cargo nextest run --workspace --all-features --locked --no-fail-fast"
-                ))
-                .run()?)
-            })?;
+                ),
+            )?;
             // nextest does not run doctests; cargo test does them alone.
-            step::run("doctests (cargo test --doc)", || {
-                Ok(step::quiet(cmd!(
-                    sh,
-                    "cargo test --workspace --all-features --locked --doc"
-                ))
-                .run()?)
-            })
+            step::run_command(
+                "doctests (cargo test --doc)",
+                cmd!(sh, "cargo test --workspace --all-features --locked --doc"),
+            )
         } else {
             eprintln!("xtask: cargo-nextest is not installed, running cargo test");
-            step::run("tests (cargo test)", || {
-                Ok(step::quiet(cmd!(
+            step::run_command(
+                "tests (cargo test)",
+                cmd!(
                     sh,
                     "cargo test --workspace --all-features --locked --no-fail-fast"
-                ))
-                .run()?)
-            })
+                ),
+            )
         }
     }
 }
