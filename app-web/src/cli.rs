@@ -25,6 +25,15 @@ pub struct Cli {
 pub enum Command {
     /// Serve HTTP until SIGTERM or SIGINT (the default)
     Serve,
+    /// Apply the database migrations built into the binary, then exit
+    Migrate,
+    /// Ask the local server's /readyz and exit 0 when it is ready, 1 when not (for container
+    /// health checks in images without a shell or curl)
+    Healthcheck {
+        /// Seconds to wait for an answer
+        #[arg(long, default_value_t = 3)]
+        timeout_secs: u64,
+    },
 }
 
 /// Settings shared by every command.
@@ -54,6 +63,15 @@ pub struct Config {
 
     #[command(flatten)]
     pub log: LogConfig,
+
+    #[command(flatten)]
+    pub database: crate::db::DatabaseConfig,
+
+    #[command(flatten)]
+    pub redis: crate::cache::RedisConfig,
+
+    #[command(flatten)]
+    pub rate_limit: crate::rate_limit::RateLimitConfig,
 }
 
 /// Logging settings.
@@ -88,22 +106,48 @@ impl Config {
 impl Cli {
     pub async fn run(self) -> anyhow::Result<()> {
         match self.command.unwrap_or(Command::Serve) {
-            Command::Serve => {
-                let listener = tokio::net::TcpListener::bind(self.config.listen)
+            Command::Serve => serve(self.config).await,
+            Command::Migrate => {
+                let pool = crate::db::connect(&self.config.database)?.context(
+                    "migrate needs a database: set --database-url or APP_WEB_DATABASE_URL",
+                )?;
+                crate::db::migrate(&pool).await
+            }
+            Command::Healthcheck { timeout_secs } => {
+                crate::healthcheck::probe(self.config.listen, Duration::from_secs(timeout_secs))
                     .await
-                    .with_context(|| format!("listen on {}", self.config.listen))?;
-                let ui = crate::ui::UiSource::from_config(self.config.ui_dir.as_deref())?;
-                let state = crate::routes::AppState::new(ui);
-                let router = crate::routes::router(state.clone());
-                crate::server::serve(
-                    listener,
-                    router,
-                    state,
-                    crate::server::shutdown_signal(),
-                    self.config.shutdown_grace(),
-                )
-                .await
             }
         }
     }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listen on {}", config.listen))?;
+    let ui = crate::ui::UiSource::from_config(config.ui_dir.as_deref())?;
+    let metrics = crate::metrics::install()?;
+    let pool = crate::db::connect(&config.database)?;
+    if let Some(pool) = &pool {
+        if config.database.migrate_on_start {
+            crate::db::migrate(pool).await?;
+        }
+    } else {
+        tracing::warn!("no database configured (--database-url): the notes API answers 503");
+    }
+    let cache = crate::cache::Cache::new(&config.redis)?;
+    let state = crate::routes::AppState::new(ui)
+        .with_database(pool)
+        .with_cache(cache)
+        .with_rate_limit(config.rate_limit.clone())
+        .with_metrics(metrics);
+    let router = crate::routes::router(state.clone());
+    crate::server::serve(
+        listener,
+        router,
+        state,
+        crate::server::shutdown_signal(),
+        config.shutdown_grace(),
+    )
+    .await
 }

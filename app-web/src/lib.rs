@@ -1,6 +1,13 @@
 //! app-web: the application's web service, an axum server that serves the shared UI and its API.
 
+pub mod cache;
 pub mod cli;
+pub mod db;
+pub mod error;
+pub mod healthcheck;
+pub mod metrics;
+pub mod notes;
+pub mod rate_limit;
 pub mod routes;
 pub mod server;
 pub mod telemetry;

@@ -11,6 +11,11 @@ use serde_json::json;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+use metrics_exporter_prometheus::PrometheusHandle;
+use sqlx::PgPool;
+
+use crate::cache::Cache;
+use crate::rate_limit::RateLimitConfig;
 use crate::ui::UiSource;
 
 /// State shared by every handler.
@@ -18,14 +23,55 @@ use crate::ui::UiSource;
 pub struct AppState {
     ui: Arc<UiSource>,
     draining: Arc<AtomicBool>,
+    database: Option<PgPool>,
+    cache: Cache,
+    rate_limit: Arc<RateLimitConfig>,
+    metrics: Option<PrometheusHandle>,
 }
 
 impl AppState {
+    /// State with the UI only: no database, no cache, default rate limits, no metrics.
     pub fn new(ui: UiSource) -> Self {
         Self {
             ui: Arc::new(ui),
             draining: Arc::new(AtomicBool::new(false)),
+            database: None,
+            cache: Cache::disabled(),
+            rate_limit: Arc::new(RateLimitConfig::default()),
+            metrics: None,
         }
+    }
+
+    pub fn with_database(mut self, database: Option<PgPool>) -> Self {
+        self.database = database;
+        self
+    }
+
+    pub fn with_cache(mut self, cache: Cache) -> Self {
+        self.cache = cache;
+        self
+    }
+
+    pub fn with_rate_limit(mut self, rate_limit: RateLimitConfig) -> Self {
+        self.rate_limit = Arc::new(rate_limit);
+        self
+    }
+
+    pub fn with_metrics(mut self, metrics: PrometheusHandle) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    pub fn database(&self) -> Option<&PgPool> {
+        self.database.as_ref()
+    }
+
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    pub fn rate_limit(&self) -> &RateLimitConfig {
+        &self.rate_limit
     }
 
     /// Marks the service as shutting down: `/readyz` then answers 503 so that a load
@@ -46,6 +92,13 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/api/info", get(info))
+        .route("/metrics", get(metrics))
+        .merge(
+            crate::notes::router().route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                crate::rate_limit::limit,
+            )),
+        )
         .fallback(get(ui))
         .with_state(state)
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
@@ -58,7 +111,8 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// Readiness: able to serve traffic. Dependencies join these checks as the service grows.
+/// Readiness, with PostgreSQL and Redis reported separately. Ready (200) needs the database
+/// when one is configured; Redis down only degrades the service, since PostgreSQL still answers.
 async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
     if state.is_draining() {
         return (
@@ -67,7 +121,52 @@ async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> 
         )
             .into_response();
     }
-    Json(json!({ "status": "ready" })).into_response()
+    let database = match state.database() {
+        None => "disabled".to_owned(),
+        Some(pool) => match sqlx::query("SELECT 1").execute(pool).await {
+            Ok(_) => "ok".to_owned(),
+            Err(err) => {
+                tracing::warn!(error = %err, "readiness: database check failed");
+                "down".to_owned()
+            }
+        },
+    };
+    let redis = if state.cache().is_enabled() {
+        match state.cache().ping().await {
+            Ok(()) => "ok",
+            Err(err) => {
+                tracing::warn!(error = %err, "readiness: Redis check failed");
+                "down"
+            }
+        }
+    } else {
+        "disabled"
+    };
+    let (status, word) = match (database.as_str(), redis) {
+        ("down", _) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        (_, "down") => (StatusCode::OK, "degraded"),
+        _ => (StatusCode::OK, "ready"),
+    };
+    (
+        status,
+        Json(json!({ "status": word, "checks": { "database": database, "redis": redis } })),
+    )
+        .into_response()
+}
+
+/// Prometheus metrics, in the text format.
+async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    match &state.metrics {
+        Some(handle) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4",
+            )],
+            handle.render(),
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "metrics are not enabled\n").into_response(),
+    }
 }
 
 /// Build information for the UI and for operators.

@@ -25,7 +25,9 @@ pub async fn serve(
     tracing::info!(%address, version = env!("CARGO_PKG_VERSION"), "listening");
 
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+    // Connection info gives the rate limiter each client's address.
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
         shutdown.await;
         state.start_draining();
         tracing::info!(

@@ -1,66 +1,17 @@
 //! app-web over real sockets: the binary itself for health, readiness, the UI and SIGTERM, and
 //! the library's `serve` for a request that is still running when shutdown starts.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use std::process::Command;
 use std::time::Duration;
 
 use axum::routing::get;
-
-/// The app-web binary on a free loopback port, killed on drop.
-struct RunningBinary {
-    child: Child,
-    address: SocketAddr,
-}
-
-impl RunningBinary {
-    /// Starts the binary and waits for its "listening" log line, which carries the port.
-    fn start() -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_app-web"))
-            .args(["--listen", "127.0.0.1:0", "--shutdown-grace-secs", "5"])
-            .env_remove("APP_WEB_UI_DIR")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start app-web");
-        let stdout = child.stdout.take().expect("app-web stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let address = loop {
-            let line = lines
-                .next()
-                .expect("app-web exited before logging its address")
-                .expect("read app-web stdout");
-            let record: serde_json::Value = serde_json::from_str(&line)
-                .unwrap_or_else(|err| panic!("log line {line:?} is not JSON: {err}"));
-            if record["message"] == "listening" {
-                break record["address"]
-                    .as_str()
-                    .expect("listening line has an address")
-                    .parse()
-                    .expect("address parses");
-            }
-        };
-        // Keep draining stdout so the child never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        Self { child, address }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.address)
-    }
-}
-
-impl Drop for RunningBinary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::RunningBinary;
 
 #[tokio::test]
 async fn health_readiness_info_and_ui_answer_over_a_real_socket() {
-    let server = RunningBinary::start();
+    let server = RunningBinary::start(&[]);
     let client = reqwest::Client::new();
 
     let healthz = client.get(server.url("/healthz")).send().await.unwrap();
@@ -132,7 +83,7 @@ async fn health_readiness_info_and_ui_answer_over_a_real_socket() {
 
 #[tokio::test]
 async fn sigterm_stops_the_binary_cleanly() {
-    let mut server = RunningBinary::start();
+    let mut server = RunningBinary::start(&[]);
     let status = Command::new("kill")
         .args(["-TERM", &server.child.id().to_string()])
         .status()

@@ -17,6 +17,8 @@ pub enum Purpose {
     DistChecks,
     /// Showing app-desktop's window in tests: a virtual display and screenshots of it.
     DesktopWindowTests,
+    /// The data stores app-web's tests start for themselves.
+    WebTests,
 }
 
 impl fmt::Display for Purpose {
@@ -25,6 +27,7 @@ impl fmt::Display for Purpose {
             Purpose::DesktopBuild => "building app-desktop",
             Purpose::DistChecks => "checking dist artifacts",
             Purpose::DesktopWindowTests => "testing the desktop window",
+            Purpose::WebTests => "testing app-web on its data stores",
         })
     }
 }
@@ -58,6 +61,8 @@ pub const SYSTEM_PACKAGES: &[SystemPackage] = &[
     package("xvfb",                  "xorg-x11-server-Xvfb", Purpose::DesktopWindowTests),
     package("xdotool",               "xdotool",              Purpose::DesktopWindowTests),
     package("imagemagick",           "ImageMagick",          Purpose::DesktopWindowTests),
+    package("postgresql",            "postgresql-server",    Purpose::WebTests),
+    package("redis-server",          "redis",                Purpose::WebTests),
 ];
 
 /// Every purpose, for `cargo xtask setup`.
@@ -65,6 +70,7 @@ const ALL_PURPOSES: &[Purpose] = &[
     Purpose::DesktopBuild,
     Purpose::DistChecks,
     Purpose::DesktopWindowTests,
+    Purpose::WebTests,
 ];
 
 /// The platform families setup knows how to serve.

@@ -13,6 +13,7 @@ impl flags::Test {
                 Purpose::DesktopBuild,
                 Purpose::DistChecks,
                 Purpose::DesktopWindowTests,
+                Purpose::WebTests,
             ],
         )?;
         // `--all-features` compiles xtask's `bundler` feature too, so its tests run.

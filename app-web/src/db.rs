@@ -1,0 +1,127 @@
+//! PostgreSQL: the connection pool and its settings, and the migrations built into the binary.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+/// The migrations in `app-web/migrations`, compiled in.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Database settings. The pool opens connections lazily, so app-web starts (and reports itself
+/// not ready) while PostgreSQL is still coming up.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseConfig {
+    /// PostgreSQL URL, e.g. postgres://app@127.0.0.1/app; without it the notes API answers 503
+    #[arg(
+        long,
+        env = "APP_WEB_DATABASE_URL",
+        hide_env_values = true,
+        global = true
+    )]
+    pub database_url: Option<String>,
+
+    /// Read the PostgreSQL URL from this file (for secrets mounted as files)
+    #[arg(
+        long,
+        env = "APP_WEB_DATABASE_URL_FILE",
+        global = true,
+        conflicts_with = "database_url"
+    )]
+    pub database_url_file: Option<std::path::PathBuf>,
+
+    /// Most connections the pool opens; keep the sum over replicas below PostgreSQL's max_connections
+    #[arg(
+        long,
+        env = "APP_WEB_DB_MAX_CONNECTIONS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub db_max_connections: u32,
+
+    /// Connections the pool keeps open when idle
+    #[arg(
+        long,
+        env = "APP_WEB_DB_MIN_CONNECTIONS",
+        default_value_t = 0,
+        global = true
+    )]
+    pub db_min_connections: u32,
+
+    /// Milliseconds a request waits for a free connection before it is answered 503
+    #[arg(
+        long,
+        env = "APP_WEB_DB_ACQUIRE_TIMEOUT_MS",
+        default_value_t = 2000,
+        global = true
+    )]
+    pub db_acquire_timeout_ms: u64,
+
+    /// Milliseconds PostgreSQL lets one statement run before cancelling it (statement_timeout)
+    #[arg(
+        long,
+        env = "APP_WEB_DB_STATEMENT_TIMEOUT_MS",
+        default_value_t = 5000,
+        global = true
+    )]
+    pub db_statement_timeout_ms: u64,
+
+    /// Apply pending migrations when serving starts (several replicas may do so at once: an
+    /// advisory lock makes them take turns)
+    #[arg(long, env = "APP_WEB_MIGRATE_ON_START", global = true)]
+    pub migrate_on_start: bool,
+}
+
+impl DatabaseConfig {
+    /// The configured URL, from the flag or from the file it names.
+    pub fn url(&self) -> anyhow::Result<Option<String>> {
+        if let Some(url) = &self.database_url {
+            return Ok(Some(url.clone()));
+        }
+        match &self.database_url_file {
+            None => Ok(None),
+            Some(path) => {
+                let url = std::fs::read_to_string(path)
+                    .with_context(|| format!("read the database URL from {}", path.display()))?;
+                Ok(Some(url.trim().to_owned()))
+            }
+        }
+    }
+}
+
+/// A lazily connecting pool, or `None` when no database is configured.
+pub fn connect(config: &DatabaseConfig) -> anyhow::Result<Option<PgPool>> {
+    let Some(url) = config.url()? else {
+        return Ok(None);
+    };
+    let options: PgConnectOptions = url.parse().context(
+        "the database URL does not parse; expected postgres://user[:password]@host[:port]/database",
+    )?;
+    let options = options.application_name("app-web").options([(
+        "statement_timeout",
+        config.db_statement_timeout_ms.to_string(),
+    )]);
+    let pool = PgPoolOptions::new()
+        .max_connections(config.db_max_connections)
+        .min_connections(config.db_min_connections)
+        .acquire_timeout(Duration::from_millis(config.db_acquire_timeout_ms))
+        // A connection the server dropped (restart, failover) is found out before it is used.
+        .test_before_acquire(true)
+        .connect_lazy_with(options);
+    Ok(Some(pool))
+}
+
+/// Applies pending migrations. sqlx holds a PostgreSQL advisory lock while it migrates, so
+/// replicas that start together apply each migration once.
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    MIGRATOR
+        .run(pool)
+        .await
+        .context("apply database migrations")?;
+    tracing::info!(
+        migrations = MIGRATOR.iter().count(),
+        "database schema is up to date"
+    );
+    Ok(())
+}

@@ -1,0 +1,95 @@
+//! API errors and their JSON answers: every failure names what went wrong, and for bad input
+//! which field.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request could not be read at all (bad JSON, bad id).
+    #[error("{message}")]
+    BadRequest {
+        field: Option<&'static str>,
+        message: String,
+    },
+    /// The request was read but its values break the rules; one message per field.
+    #[error("invalid fields")]
+    Validation(BTreeMap<&'static str, String>),
+    #[error("not found")]
+    NotFound,
+    #[error("too many requests")]
+    RateLimited { retry_after_secs: u64 },
+    /// The database is not configured, down, or has no free connection.
+    #[error("database unavailable: {0}")]
+    DatabaseUnavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        Self::Validation(BTreeMap::from([(field, message.into())]))
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(err: sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => {
+                metrics::counter!(crate::metrics::DATABASE_UNAVAILABLE).increment(1);
+                Self::DatabaseUnavailable(err.to_string())
+            }
+            sqlx::Error::RowNotFound => Self::NotFound,
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = match &self {
+            ApiError::BadRequest { field, message } => (
+                StatusCode::BAD_REQUEST,
+                json!({ "error": "bad_request", "field": field, "message": message }),
+            ),
+            ApiError::Validation(fields) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({ "error": "validation", "fields": fields }),
+            ),
+            ApiError::NotFound => (StatusCode::NOT_FOUND, json!({ "error": "not_found" })),
+            ApiError::RateLimited { retry_after_secs } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                json!({ "error": "rate_limited", "retry_after_secs": retry_after_secs }),
+            ),
+            ApiError::DatabaseUnavailable(reason) => {
+                tracing::warn!(reason = %reason, "database unavailable");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    json!({ "error": "database_unavailable" }),
+                )
+            }
+            ApiError::Internal(reason) => {
+                tracing::error!(reason = %reason, "internal error");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({ "error": "internal" }),
+                )
+            }
+        };
+        let mut response = (status, Json(body)).into_response();
+        if let ApiError::RateLimited { retry_after_secs } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
+        response
+    }
+}
