@@ -24,6 +24,7 @@ pub enum Command {
     Ci(Ci),
     Dist(Dist),
     Verify(Verify),
+    Bench(Bench),
     #[command(hide = true)]
     BundleDesktop(BundleDesktop),
 }
@@ -73,6 +74,30 @@ pub struct Verify {
     /// The dist folder to check [default: target/dist]
     #[arg(value_name = "DIR")]
     pub dist: Option<PathBuf>,
+}
+
+/// Run a benchmark: figures and the ratio to a baseline measured in the same run
+#[derive(Debug, Args)]
+pub struct Bench {
+    #[command(subcommand)]
+    pub subject: BenchSubject,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchSubject {
+    /// Requests/s and p99 of GET /api/notes on real PostgreSQL and Redis (wrk on loopback),
+    /// with the Redis cache and without it
+    Web {
+        /// Seconds of load per configuration
+        #[arg(long, default_value_t = 10)]
+        duration_secs: u64,
+        /// Connections wrk keeps open
+        #[arg(long, default_value_t = 32)]
+        connections: u32,
+        /// Notes stored before the load starts
+        #[arg(long, default_value_t = 1000)]
+        notes: u32,
+    },
 }
 
 /// Bundle the release build of app-desktop with tauri-bundler and print the bundles as JSON;

@@ -1,6 +1,7 @@
 //! `cargo xtask`: every build, lint, test and packaging step of the workspace, so that local
 //! runs and CI go through the same code.
 
+mod bench;
 mod ci;
 mod dist;
 mod flags;
@@ -37,6 +38,7 @@ fn run(command: flags::Command) -> anyhow::Result<()> {
         flags::Command::Ci(cmd) => cmd.run(&sh),
         flags::Command::Dist(cmd) => cmd.run(&sh),
         flags::Command::Verify(cmd) => cmd.run(&sh),
+        flags::Command::Bench(cmd) => cmd.run(&sh),
         flags::Command::BundleDesktop(cmd) => cmd.run(&sh),
     }
 }

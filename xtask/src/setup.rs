@@ -19,6 +19,8 @@ pub enum Purpose {
     DesktopWindowTests,
     /// The data stores app-web's tests start for themselves.
     WebTests,
+    /// Load generators for `cargo xtask bench`.
+    Benchmarks,
 }
 
 impl fmt::Display for Purpose {
@@ -28,6 +30,7 @@ impl fmt::Display for Purpose {
             Purpose::DistChecks => "checking dist artifacts",
             Purpose::DesktopWindowTests => "testing the desktop window",
             Purpose::WebTests => "testing app-web on its data stores",
+            Purpose::Benchmarks => "running benchmarks",
         })
     }
 }
@@ -63,6 +66,7 @@ pub const SYSTEM_PACKAGES: &[SystemPackage] = &[
     package("imagemagick",           "ImageMagick",          Purpose::DesktopWindowTests),
     package("postgresql",            "postgresql-server",    Purpose::WebTests),
     package("redis-server",          "redis",                Purpose::WebTests),
+    package("wrk",                   "wrk",                  Purpose::Benchmarks),
 ];
 
 /// Every purpose, for `cargo xtask setup`.
@@ -71,6 +75,7 @@ const ALL_PURPOSES: &[Purpose] = &[
     Purpose::DistChecks,
     Purpose::DesktopWindowTests,
     Purpose::WebTests,
+    Purpose::Benchmarks,
 ];
 
 /// The platform families setup knows how to serve.

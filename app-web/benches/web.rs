@@ -1,0 +1,173 @@
+//! Load benchmark of the notes list endpoint, run by `cargo xtask bench web`: release app-web
+//! on real PostgreSQL and Redis started here, driven by wrk over loopback, once with the Redis
+//! cache and once without it in the same run, and the ratio between them.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use clap::Parser;
+use support::{Postgres, Redis, RunningBinary};
+
+/// Load-test GET /api/notes?limit=20 with and without the cache.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Seconds wrk drives each configuration
+    #[arg(long, default_value_t = 10)]
+    duration_secs: u64,
+
+    /// Open connections wrk keeps
+    #[arg(long, default_value_t = 32)]
+    connections: u32,
+
+    /// Notes in the database before the run
+    #[arg(long, default_value_t = 1000)]
+    notes: u32,
+
+    /// Passed by `cargo bench`; ignored
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+/// What wrk measured.
+struct Measurement {
+    requests_per_sec: f64,
+    p99_ms: f64,
+    non_2xx: u64,
+}
+
+/// Reads wrk's `--latency` report.
+fn parse_wrk(report: &str) -> Measurement {
+    let requests_per_sec = report
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("Requests/sec:"))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("wrk printed no Requests/sec:\n{report}"));
+    let p99_ms = report
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("99%"))
+        .map(|value| to_millis(value.trim()))
+        .unwrap_or_else(|| panic!("wrk printed no 99% latency:\n{report}"));
+    let non_2xx = report
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("Non-2xx or 3xx responses:"))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0);
+    Measurement {
+        requests_per_sec,
+        p99_ms,
+        non_2xx,
+    }
+}
+
+/// wrk prints latencies as `812.00us`, `3.41ms` or `1.02s`.
+fn to_millis(value: &str) -> f64 {
+    let (number, scale) = if let Some(number) = value.strip_suffix("us") {
+        (number, 0.001)
+    } else if let Some(number) = value.strip_suffix("ms") {
+        (number, 1.0)
+    } else if let Some(number) = value.strip_suffix('s') {
+        (number, 1000.0)
+    } else {
+        panic!("wrk latency {value:?} has no unit")
+    };
+    number.parse::<f64>().expect("wrk latency is a number") * scale
+}
+
+fn drive(server: &RunningBinary, args: &Args) -> Measurement {
+    let output = Command::new("wrk")
+        .args([
+            "--threads",
+            "2",
+            "--connections",
+            &args.connections.to_string(),
+        ])
+        .args([
+            "--duration",
+            &format!("{}s", args.duration_secs),
+            "--timeout",
+            "5s",
+            "--latency",
+        ])
+        .arg(server.url("/api/notes?limit=20"))
+        .output()
+        .expect("run wrk (package wrk; `cargo xtask setup` installs it)");
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "wrk failed: {report}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    parse_wrk(&report)
+}
+
+fn start_app(postgres: &Postgres, redis: Option<&Redis>) -> RunningBinary {
+    let database_url = postgres.url();
+    let redis_url = redis.map(Redis::url);
+    let mut args = vec![
+        "--database-url",
+        database_url.as_str(),
+        "--migrate-on-start",
+        "--rate-limit-per-minute",
+        "0",
+        // Quiet under load, but the harness reads the "listening" line for the port.
+        "--log-filter",
+        "warn,app_web::server=info",
+    ];
+    if let Some(url) = &redis_url {
+        args.extend(["--redis-url", url.as_str()]);
+    }
+    RunningBinary::start(&args)
+}
+
+fn main() {
+    let args = Args::parse();
+    let postgres = Postgres::start();
+    let redis = Redis::start();
+
+    let cached = start_app(&postgres, Some(&redis));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().unwrap();
+        for n in 0..args.notes {
+            let response = client
+                .post(cached.url("/api/notes"))
+                .json(&serde_json::json!({ "title": format!("note {n}"), "body": "benchmark ".repeat(20) }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 201);
+        }
+    });
+    eprintln!(
+        "bench web: {} notes; wrk with {} connections for {}s per run on GET /api/notes?limit=20",
+        args.notes, args.connections, args.duration_secs
+    );
+
+    let with_cache = drive(&cached, &args);
+    drop(cached);
+    let uncached = start_app(&postgres, None);
+    let without_cache = drive(&uncached, &args);
+    drop(uncached);
+
+    println!(
+        "{:<22} {:>12} {:>10} {:>8}",
+        "configuration", "requests/s", "p99 ms", "non-2xx"
+    );
+    for (name, measurement) in [
+        ("redis cache", &with_cache),
+        ("no cache (baseline)", &without_cache),
+    ] {
+        println!(
+            "{:<22} {:>12.0} {:>10.2} {:>8}",
+            name, measurement.requests_per_sec, measurement.p99_ms, measurement.non_2xx
+        );
+    }
+    println!(
+        "ratio (cache / no cache): {:.2}x requests/s, {:.2}x p99",
+        with_cache.requests_per_sec / without_cache.requests_per_sec,
+        with_cache.p99_ms / without_cache.p99_ms
+    );
+}

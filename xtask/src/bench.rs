@@ -1,0 +1,33 @@
+//! `cargo xtask bench`: benchmarks that print their figures next to a baseline measured in the
+//! same run.
+
+use xshell::{Shell, cmd};
+
+use crate::setup::{self, Purpose};
+use crate::{flags, step};
+
+impl flags::Bench {
+    pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        match self.subject {
+            flags::BenchSubject::Web {
+                duration_secs,
+                connections,
+                notes,
+            } => {
+                setup::require(sh, &[Purpose::WebTests, Purpose::Benchmarks])?;
+                let (duration_secs, connections, notes) = (
+                    duration_secs.to_string(),
+                    connections.to_string(),
+                    notes.to_string(),
+                );
+                step::run_command(
+                    "bench web",
+                    cmd!(
+                        sh,
+                        "cargo bench --locked --package app-web --bench web -- --duration-secs {duration_secs} --connections {connections} --notes {notes}"
+                    ),
+                )
+            }
+        }
+    }
+}
