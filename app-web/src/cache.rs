@@ -2,7 +2,7 @@
 //! to serving: every call has a short timeout, and when Redis is down callers fall back to
 //! PostgreSQL (and count that) instead of failing.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -49,17 +49,11 @@ pub struct RedisConfig {
 
 impl RedisConfig {
     fn url(&self) -> anyhow::Result<Option<String>> {
-        if let Some(url) = &self.redis_url {
-            return Ok(Some(url.clone()));
-        }
-        match &self.redis_url_file {
-            None => Ok(None),
-            Some(path) => {
-                let url = std::fs::read_to_string(path)
-                    .with_context(|| format!("read the Redis URL from {}", path.display()))?;
-                Ok(Some(url.trim().to_owned()))
-            }
-        }
+        crate::cli::value_or_file(
+            self.redis_url.as_deref(),
+            self.redis_url_file.as_deref(),
+            "Redis URL",
+        )
     }
 }
 
@@ -74,8 +68,10 @@ pub enum CacheError {
 
 struct Connection {
     client: redis::Client,
-    manager: Mutex<Option<ConnectionManager>>,
-    last_attempt: Mutex<Option<Instant>>,
+    /// Set once the first connection succeeds; the manager then reconnects by itself.
+    manager: RwLock<Option<ConnectionManager>>,
+    /// Held by the one task trying to connect; it records when that try began.
+    connecting: Mutex<Option<Instant>>,
 }
 
 /// A handle on Redis that reconnects on its own and never blocks a request for long.
@@ -99,8 +95,8 @@ impl Cache {
                 )?;
                 Some(Arc::new(Connection {
                     client,
-                    manager: Mutex::new(None),
-                    last_attempt: Mutex::new(None),
+                    manager: RwLock::new(None),
+                    connecting: Mutex::new(None),
                 }))
             }
         };
@@ -127,19 +123,26 @@ impl Cache {
     /// The connection manager, creating it when Redis has come (back) up.
     async fn manager(&self) -> Result<ConnectionManager, CacheError> {
         let connection = self.connection.as_ref().ok_or(CacheError::Disabled)?;
-        let mut manager = connection.manager.lock().await;
-        if let Some(manager) = manager.as_ref() {
+        if let Some(manager) = connection
+            .manager
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
             return Ok(manager.clone());
         }
-        {
-            let mut last_attempt = connection.last_attempt.lock().await;
-            if last_attempt.is_some_and(|at| at.elapsed() < RECONNECT_INTERVAL) {
-                return Err(CacheError::Unavailable(
-                    "waiting before the next reconnect".into(),
-                ));
-            }
-            *last_attempt = Some(Instant::now());
+        // One task connects at a time; the others bypass the cache rather than queue behind it.
+        let Ok(mut last_attempt) = connection.connecting.try_lock() else {
+            return Err(CacheError::Unavailable(
+                "another request is connecting".into(),
+            ));
+        };
+        if last_attempt.is_some_and(|at| at.elapsed() < RECONNECT_INTERVAL) {
+            return Err(CacheError::Unavailable(
+                "waiting before the next reconnect".into(),
+            ));
         }
+        *last_attempt = Some(Instant::now());
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.timeout))
             .set_response_timeout(Some(self.timeout))
@@ -151,7 +154,10 @@ impl Cache {
         .await
         .map_err(|_| CacheError::Unavailable("connect timed out".into()))?
         .map_err(|err| CacheError::Unavailable(err.to_string()))?;
-        *manager = Some(created.clone());
+        *connection
+            .manager
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(created.clone());
         Ok(created)
     }
 

@@ -97,6 +97,26 @@ pub enum LogFormat {
     Pretty,
 }
 
+/// A setting given directly, or read from the file another setting names (for secrets that
+/// are mounted as files); surrounding whitespace in the file is dropped.
+pub fn value_or_file(
+    value: Option<&str>,
+    file: Option<&std::path::Path>,
+    what: &str,
+) -> anyhow::Result<Option<String>> {
+    if let Some(value) = value {
+        return Ok(Some(value.to_owned()));
+    }
+    match file {
+        None => Ok(None),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("read the {what} from {}", path.display()))?;
+            Ok(Some(text.trim().to_owned()))
+        }
+    }
+}
+
 impl Config {
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
@@ -150,4 +170,33 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         config.shutdown_grace(),
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_wins_over_its_file_and_a_file_is_trimmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "postgres://a@b/c\n").unwrap();
+        assert_eq!(
+            value_or_file(Some("direct"), Some(&file), "URL")
+                .unwrap()
+                .as_deref(),
+            Some("direct")
+        );
+        assert_eq!(
+            value_or_file(None, Some(&file), "URL").unwrap().as_deref(),
+            Some("postgres://a@b/c")
+        );
+        assert_eq!(value_or_file(None, None, "URL").unwrap(), None);
+        let missing =
+            value_or_file(None, Some(&dir.path().join("nope")), "database URL").unwrap_err();
+        assert!(
+            format!("{missing:#}").contains("read the database URL from"),
+            "{missing:#}"
+        );
+    }
 }

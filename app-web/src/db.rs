@@ -76,17 +76,11 @@ pub struct DatabaseConfig {
 impl DatabaseConfig {
     /// The configured URL, from the flag or from the file it names.
     pub fn url(&self) -> anyhow::Result<Option<String>> {
-        if let Some(url) = &self.database_url {
-            return Ok(Some(url.clone()));
-        }
-        match &self.database_url_file {
-            None => Ok(None),
-            Some(path) => {
-                let url = std::fs::read_to_string(path)
-                    .with_context(|| format!("read the database URL from {}", path.display()))?;
-                Ok(Some(url.trim().to_owned()))
-            }
-        }
+        crate::cli::value_or_file(
+            self.database_url.as_deref(),
+            self.database_url_file.as_deref(),
+            "database URL",
+        )
     }
 }
 

@@ -76,15 +76,7 @@ async fn migrate_without_a_database_says_what_to_set() {
 #[tokio::test]
 async fn the_pool_applies_the_configured_statement_timeout() {
     let postgres = Postgres::start();
-    let config = app_web::db::DatabaseConfig {
-        database_url: Some(postgres.url()),
-        database_url_file: None,
-        db_max_connections: 2,
-        db_min_connections: 0,
-        db_acquire_timeout_ms: 1000,
-        db_statement_timeout_ms: 1500,
-        migrate_on_start: false,
-    };
+    let config = support::database_config(&postgres, 2, 1000, 1500);
     let pool = app_web::db::connect(&config).unwrap().unwrap();
     let timeout: String = sqlx::query_scalar("SHOW statement_timeout")
         .fetch_one(&pool)
@@ -444,15 +436,7 @@ async fn with_postgresql_down_data_endpoints_answer_503() {
 #[tokio::test]
 async fn an_exhausted_pool_answers_503_instead_of_queueing_forever() {
     let postgres = Postgres::start();
-    let config = app_web::db::DatabaseConfig {
-        database_url: Some(postgres.url()),
-        database_url_file: None,
-        db_max_connections: 1,
-        db_min_connections: 0,
-        db_acquire_timeout_ms: 300,
-        db_statement_timeout_ms: 5000,
-        migrate_on_start: false,
-    };
+    let config = support::database_config(&postgres, 1, 300, 5000);
     let pool = app_web::db::connect(&config).unwrap().unwrap();
     app_web::db::migrate(&pool).await.unwrap();
     let state = app_web::routes::AppState::new(app_web::ui::UiSource::Embedded)

@@ -177,6 +177,24 @@ impl Drop for Postgres {
     }
 }
 
+/// Pool settings for `postgres`, as the flags would give them.
+pub fn database_config(
+    postgres: &Postgres,
+    max_connections: u32,
+    acquire_timeout_ms: u64,
+    statement_timeout_ms: u64,
+) -> app_web::db::DatabaseConfig {
+    app_web::db::DatabaseConfig {
+        database_url: Some(postgres.url()),
+        database_url_file: None,
+        db_max_connections: max_connections,
+        db_min_connections: 0,
+        db_acquire_timeout_ms: acquire_timeout_ms,
+        db_statement_timeout_ms: statement_timeout_ms,
+        migrate_on_start: false,
+    }
+}
+
 /// A Redis server with no persistence, on a free port.
 pub struct Redis {
     pub port: u16,
