@@ -106,11 +106,8 @@ async fn notes_api_creates_reads_lists_updates_and_deletes() {
     ]);
     let http = client();
 
-    let ready: Value = http
-        .get(server.url("/readyz"))
-        .send()
+    let ready: Value = support::get(&http, server.url("/readyz"))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -141,11 +138,8 @@ async fn notes_api_creates_reads_lists_updates_and_deletes() {
     // Get one, twice: the second answer comes from the cache.
     let hits_before = metric(&server, "app_web_cache_hits_total").await;
     for _ in 0..2 {
-        let note: Value = http
-            .get(server.url(&format!("/api/notes/{}", ids[2])))
-            .send()
+        let note: Value = support::get(&http, server.url(&format!("/api/notes/{}", ids[2])))
             .await
-            .unwrap()
             .json()
             .await
             .unwrap();
@@ -164,7 +158,7 @@ async fn notes_api_creates_reads_lists_updates_and_deletes() {
         if let Some(cursor) = &cursor {
             url.push_str(&format!("&cursor={cursor}"));
         }
-        let page: Value = http.get(url).send().await.unwrap().json().await.unwrap();
+        let page: Value = support::get(&http, url).await.json().await.unwrap();
         let items = page["items"].as_array().unwrap();
         assert!(items.len() <= 2);
         seen.extend(
@@ -188,20 +182,14 @@ async fn notes_api_creates_reads_lists_updates_and_deletes() {
         .await
         .unwrap();
     assert_eq!(updated.status(), 200);
-    let note: Value = http
-        .get(server.url(&format!("/api/notes/{}", ids[2])))
-        .send()
+    let note: Value = support::get(&http, server.url(&format!("/api/notes/{}", ids[2])))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     assert_eq!(note["title"], "renamed");
-    let page: Value = http
-        .get(server.url("/api/notes?limit=5"))
-        .send()
+    let page: Value = support::get(&http, server.url("/api/notes?limit=5"))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -214,23 +202,11 @@ async fn notes_api_creates_reads_lists_updates_and_deletes() {
     );
 
     // Delete, then it is gone.
-    let deleted = http
-        .delete(server.url(&format!("/api/notes/{}", ids[0])))
-        .send()
-        .await
-        .unwrap();
+    let deleted = support::delete(&http, server.url(&format!("/api/notes/{}", ids[0]))).await;
     assert_eq!(deleted.status(), 204);
-    let gone = http
-        .get(server.url(&format!("/api/notes/{}", ids[0])))
-        .send()
-        .await
-        .unwrap();
+    let gone = support::get(&http, server.url(&format!("/api/notes/{}", ids[0]))).await;
     assert_eq!(gone.status(), 404);
-    let again = http
-        .delete(server.url(&format!("/api/notes/{}", ids[0])))
-        .send()
-        .await
-        .unwrap();
+    let again = support::delete(&http, server.url(&format!("/api/notes/{}", ids[0]))).await;
     assert_eq!(again.status(), 404);
 }
 
@@ -277,34 +253,22 @@ async fn bad_input_is_refused_with_the_field_named() {
         .unwrap();
     assert_eq!(unknown_field.status(), 400);
 
-    let bad_id = http
-        .get(server.url("/api/notes/not-a-uuid"))
-        .send()
-        .await
-        .unwrap();
+    let bad_id = support::get(&http, server.url("/api/notes/not-a-uuid")).await;
     assert_eq!(bad_id.status(), 400);
     assert_eq!(bad_id.json::<Value>().await.unwrap()["field"], "id");
 
-    let unknown = http
-        .get(server.url("/api/notes/00000000-0000-4000-8000-000000000000"))
-        .send()
-        .await
-        .unwrap();
+    let unknown = support::get(
+        &http,
+        server.url("/api/notes/00000000-0000-4000-8000-000000000000"),
+    )
+    .await;
     assert_eq!(unknown.status(), 404);
 
-    let bad_limit = http
-        .get(server.url("/api/notes?limit=1000"))
-        .send()
-        .await
-        .unwrap();
+    let bad_limit = support::get(&http, server.url("/api/notes?limit=1000")).await;
     assert_eq!(bad_limit.status(), 422);
     assert!(bad_limit.json::<Value>().await.unwrap()["fields"]["limit"].is_string());
 
-    let bad_cursor = http
-        .get(server.url("/api/notes?cursor=nonsense"))
-        .send()
-        .await
-        .unwrap();
+    let bad_cursor = support::get(&http, server.url("/api/notes?cursor=nonsense")).await;
     assert_eq!(bad_cursor.status(), 422);
     assert!(bad_cursor.json::<Value>().await.unwrap()["fields"]["cursor"].is_string());
 }
@@ -332,7 +296,7 @@ async fn with_redis_down_postgresql_answers_and_the_bypass_is_counted() {
     redis.stop();
     let bypasses_before = metric(&server, "app_web_cache_bypass_total").await;
     for _ in 0..3 {
-        let page = http.get(server.url("/api/notes")).send().await.unwrap();
+        let page = support::get(&http, server.url("/api/notes")).await;
         assert_eq!(page.status(), 200);
         let page: Value = page.json().await.unwrap();
         assert_eq!(page["items"][0]["title"], "survives");
@@ -341,7 +305,7 @@ async fn with_redis_down_postgresql_answers_and_the_bypass_is_counted() {
         metric(&server, "app_web_cache_bypass_total").await > bypasses_before,
         "bypasses are counted"
     );
-    let ready = http.get(server.url("/readyz")).send().await.unwrap();
+    let ready = support::get(&http, server.url("/readyz")).await;
     assert_eq!(
         ready.status(),
         200,
@@ -355,11 +319,8 @@ async fn with_redis_down_postgresql_answers_and_the_bypass_is_counted() {
     redis.resume();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let ready: Value = http
-            .get(server.url("/readyz"))
-            .send()
+        let ready: Value = support::get(&http, server.url("/readyz"))
             .await
-            .unwrap()
             .json()
             .await
             .unwrap();
@@ -386,11 +347,7 @@ async fn with_postgresql_down_data_endpoints_answer_503() {
     ]);
     let http = client();
     assert_eq!(
-        http.get(server.url("/api/notes"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        support::get(&http, server.url("/api/notes")).await.status(),
         200
     );
 
@@ -412,24 +369,20 @@ async fn with_postgresql_down_data_endpoints_answer_503() {
         .await
         .unwrap();
     assert_eq!(create.status(), 503);
-    let ready = http.get(server.url("/readyz")).send().await.unwrap();
+    let ready = support::get(&http, server.url("/readyz")).await;
     assert_eq!(ready.status(), 503);
     assert_eq!(
         ready.json::<Value>().await.unwrap()["checks"]["database"],
         "down"
     );
     assert_eq!(
-        http.get(server.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        support::get(&http, server.url("/healthz")).await.status(),
         200,
         "still alive"
     );
 
     postgres.resume();
-    let list = http.get(server.url("/api/notes")).send().await.unwrap();
+    let list = support::get(&http, server.url("/api/notes")).await;
     assert_eq!(list.status(), 200, "serving again once PostgreSQL is back");
 }
 
@@ -487,10 +440,8 @@ async fn each_client_is_rate_limited_with_retry_after() {
     let mut statuses = Vec::new();
     for _ in 0..7 {
         statuses.push(
-            http.get(server.url("/api/notes"))
-                .send()
+            support::get(&http, server.url("/api/notes"))
                 .await
-                .unwrap()
                 .status()
                 .as_u16(),
         );
@@ -501,7 +452,7 @@ async fn each_client_is_rate_limited_with_retry_after() {
         statuses.iter().filter(|s| **s == 200).count() >= 5,
         "{statuses:?}"
     );
-    let limited = http.get(server.url("/api/notes")).send().await.unwrap();
+    let limited = support::get(&http, server.url("/api/notes")).await;
     if limited.status() == 429 {
         let retry_after: u64 = limited.headers()["retry-after"]
             .to_str()
@@ -512,11 +463,7 @@ async fn each_client_is_rate_limited_with_retry_after() {
     }
     // The UI and health endpoints are not limited.
     assert_eq!(
-        http.get(server.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        support::get(&http, server.url("/healthz")).await.status(),
         200
     );
 }

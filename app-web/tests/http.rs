@@ -14,31 +14,28 @@ async fn health_readiness_info_and_ui_answer_over_a_real_socket() {
     let server = RunningBinary::start(&[]);
     let client = reqwest::Client::new();
 
-    let healthz = client.get(server.url("/healthz")).send().await.unwrap();
+    let healthz = support::get(&client, server.url("/healthz")).await;
     assert_eq!(healthz.status(), 200);
     assert_eq!(
         healthz.json::<serde_json::Value>().await.unwrap()["status"],
         "ok"
     );
 
-    let readyz = client.get(server.url("/readyz")).send().await.unwrap();
+    let readyz = support::get(&client, server.url("/readyz")).await;
     assert_eq!(readyz.status(), 200);
     assert_eq!(
         readyz.json::<serde_json::Value>().await.unwrap()["status"],
         "ready"
     );
 
-    let info: serde_json::Value = client
-        .get(server.url("/api/info"))
-        .send()
+    let info: serde_json::Value = support::get(&client, server.url("/api/info"))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
 
-    let index = client.get(server.url("/")).send().await.unwrap();
+    let index = support::get(&client, server.url("/")).await;
     assert_eq!(index.status(), 200);
     assert_eq!(index.headers()["content-type"], "text/html");
     let etag = index.headers()["etag"].clone();
@@ -58,7 +55,7 @@ async fn health_readiness_info_and_ui_answer_over_a_real_socket() {
         .unwrap();
     assert_eq!(revalidated.status(), 304);
 
-    let script = client.get(server.url("/app.js")).send().await.unwrap();
+    let script = support::get(&client, server.url("/app.js")).await;
     assert_eq!(script.status(), 200);
     assert!(
         script.headers()["content-type"]
@@ -67,17 +64,9 @@ async fn health_readiness_info_and_ui_answer_over_a_real_socket() {
             .contains("javascript")
     );
 
-    let missing = client
-        .get(server.url("/no-such-file.txt"))
-        .send()
-        .await
-        .unwrap();
+    let missing = support::get(&client, server.url("/no-such-file.txt")).await;
     assert_eq!(missing.status(), 404);
-    let climbing = client
-        .get(server.url("/..%2fCargo.toml"))
-        .send()
-        .await
-        .unwrap();
+    let climbing = support::get(&client, server.url("/..%2fCargo.toml")).await;
     assert_eq!(climbing.status(), 404);
 }
 

@@ -309,6 +309,16 @@ impl Drop for RunningBinary {
     }
 }
 
+/// GET `url`; a transport error fails the test.
+pub async fn get(client: &reqwest::Client, url: impl reqwest::IntoUrl) -> reqwest::Response {
+    client.get(url).send().await.expect("GET request")
+}
+
+/// DELETE `url`; a transport error fails the test.
+pub async fn delete(client: &reqwest::Client, url: impl reqwest::IntoUrl) -> reqwest::Response {
+    client.delete(url).send().await.expect("DELETE request")
+}
+
 /// Runs the app-web binary to completion with `args`.
 pub fn run_binary(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_app-web"))
