@@ -104,22 +104,17 @@ fn drive(server: &RunningBinary, args: &Args) -> Measurement {
 }
 
 fn start_app(postgres: &Postgres, redis: Option<&Redis>) -> RunningBinary {
-    let database_url = postgres.url();
-    let redis_url = redis.map(Redis::url);
-    let mut args = vec![
-        "--database-url",
-        database_url.as_str(),
-        "--migrate-on-start",
-        "--rate-limit-per-minute",
-        "0",
+    RunningBinary::start_on(
+        postgres,
+        redis,
         // Quiet under load, but the harness reads the "listening" line for the port.
-        "--log-filter",
-        "warn,app_web::server=info",
-    ];
-    if let Some(url) = &redis_url {
-        args.extend(["--redis-url", url.as_str()]);
-    }
-    RunningBinary::start(&args)
+        &[
+            "--rate-limit-per-minute",
+            "0",
+            "--log-filter",
+            "warn,app_web::server=info",
+        ],
+    )
 }
 
 fn main() {

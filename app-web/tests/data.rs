@@ -97,13 +97,7 @@ async fn the_pool_applies_the_configured_statement_timeout() {
 async fn notes_api_creates_reads_lists_updates_and_deletes() {
     let postgres = Postgres::start();
     let redis = Redis::start();
-    let server = RunningBinary::start(&[
-        "--database-url",
-        &postgres.url(),
-        "--redis-url",
-        &redis.url(),
-        "--migrate-on-start",
-    ]);
+    let server = RunningBinary::start_on(&postgres, Some(&redis), &[]);
     let http = client();
 
     let ready: Value = support::get(&http, server.url("/readyz"))
@@ -213,7 +207,7 @@ async fn notes_api_creates_reads_lists_updates_and_deletes() {
 #[tokio::test]
 async fn bad_input_is_refused_with_the_field_named() {
     let postgres = Postgres::start();
-    let server = RunningBinary::start(&["--database-url", &postgres.url(), "--migrate-on-start"]);
+    let server = RunningBinary::start_on(&postgres, None, &[]);
     let http = client();
 
     let empty_title = http
@@ -277,13 +271,7 @@ async fn bad_input_is_refused_with_the_field_named() {
 async fn with_redis_down_postgresql_answers_and_the_bypass_is_counted() {
     let postgres = Postgres::start();
     let mut redis = Redis::start();
-    let server = RunningBinary::start(&[
-        "--database-url",
-        &postgres.url(),
-        "--redis-url",
-        &redis.url(),
-        "--migrate-on-start",
-    ]);
+    let server = RunningBinary::start_on(&postgres, Some(&redis), &[]);
     let http = client();
     let created = http
         .post(server.url("/api/notes"))
@@ -338,13 +326,7 @@ async fn with_redis_down_postgresql_answers_and_the_bypass_is_counted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_postgresql_down_data_endpoints_answer_503() {
     let mut postgres = Postgres::start();
-    let server = RunningBinary::start(&[
-        "--database-url",
-        &postgres.url(),
-        "--migrate-on-start",
-        "--db-acquire-timeout-ms",
-        "1000",
-    ]);
+    let server = RunningBinary::start_on(&postgres, None, &["--db-acquire-timeout-ms", "1000"]);
     let http = client();
     assert_eq!(
         support::get(&http, server.url("/api/notes")).await.status(),
@@ -427,15 +409,8 @@ async fn an_exhausted_pool_answers_503_instead_of_queueing_forever() {
 async fn each_client_is_rate_limited_with_retry_after() {
     let postgres = Postgres::start();
     let redis = Redis::start();
-    let server = RunningBinary::start(&[
-        "--database-url",
-        &postgres.url(),
-        "--redis-url",
-        &redis.url(),
-        "--migrate-on-start",
-        "--rate-limit-per-minute",
-        "5",
-    ]);
+    let server =
+        RunningBinary::start_on(&postgres, Some(&redis), &["--rate-limit-per-minute", "5"]);
     let http = client();
     let mut statuses = Vec::new();
     for _ in 0..7 {
@@ -471,7 +446,7 @@ async fn each_client_is_rate_limited_with_retry_after() {
 #[tokio::test]
 async fn healthcheck_command_follows_readiness() {
     let postgres = Postgres::start();
-    let server = RunningBinary::start(&["--database-url", &postgres.url(), "--migrate-on-start"]);
+    let server = RunningBinary::start_on(&postgres, None, &[]);
     let listen = server.address.to_string();
     let ok = run_binary(&["--listen", &listen, "healthcheck"]);
     assert!(

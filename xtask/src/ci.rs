@@ -2,6 +2,7 @@
 
 use std::time::Instant;
 
+use anyhow::Context;
 use xshell::Shell;
 
 use crate::{dist, flags, setup, step};
@@ -15,7 +16,7 @@ impl flags::Ci {
         let out = tempfile::Builder::new()
             .prefix("xtask-ci-dist-")
             .tempdir()
-            .map_err(|err| anyhow::anyhow!("create a temporary dist folder: {err}"))?;
+            .context("create a temporary dist folder")?;
         step::run("dist", || {
             flags::Dist {
                 target: None,

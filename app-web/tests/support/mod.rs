@@ -297,6 +297,23 @@ impl RunningBinary {
         Self { child, address }
     }
 
+    /// Starts the binary on `postgres` (migrating it) and, when given, `redis`, with `extra`
+    /// flags after those.
+    pub fn start_on(postgres: &Postgres, redis: Option<&Redis>, extra: &[&str]) -> Self {
+        let database_url = postgres.url();
+        let redis_url = redis.map(Redis::url);
+        let mut args = vec![
+            "--database-url",
+            database_url.as_str(),
+            "--migrate-on-start",
+        ];
+        if let Some(url) = &redis_url {
+            args.extend(["--redis-url", url.as_str()]);
+        }
+        args.extend_from_slice(extra);
+        Self::start(&args)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
     }
