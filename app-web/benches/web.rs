@@ -119,8 +119,8 @@ fn start_app(postgres: &Postgres, redis: Option<&Redis>) -> RunningBinary {
 
 fn main() {
     let args = Args::parse();
-    let postgres = Postgres::start();
-    let redis = Redis::start();
+    let postgres = Postgres::start().expect("start PostgreSQL");
+    let redis = Redis::start().expect("start Redis");
 
     let cached = start_app(&postgres, Some(&redis));
     let runtime = tokio::runtime::Runtime::new().unwrap();

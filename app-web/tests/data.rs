@@ -35,7 +35,7 @@ async fn metric(server: &RunningBinary, name: &str) -> f64 {
 
 #[tokio::test]
 async fn migrations_apply_once_even_when_replicas_race() {
-    let postgres = Postgres::start();
+    let postgres = Postgres::start().expect("start PostgreSQL");
     let url = postgres.url();
     // Four replicas migrating at once: the advisory lock makes them take turns.
     let runs: Vec<_> = (0..4)
@@ -75,7 +75,7 @@ async fn migrate_without_a_database_says_what_to_set() {
 
 #[tokio::test]
 async fn the_pool_applies_the_configured_statement_timeout() {
-    let postgres = Postgres::start();
+    let postgres = Postgres::start().expect("start PostgreSQL");
     let config = support::database_config(&postgres, 2, 1000, 1500);
     let pool = app_web::db::connect(&config).unwrap().unwrap();
     let timeout: String = sqlx::query_scalar("SHOW statement_timeout")
@@ -95,8 +95,8 @@ async fn the_pool_applies_the_configured_statement_timeout() {
 
 #[tokio::test]
 async fn notes_api_creates_reads_lists_updates_and_deletes() {
-    let postgres = Postgres::start();
-    let redis = Redis::start();
+    let postgres = Postgres::start().expect("start PostgreSQL");
+    let redis = Redis::start().expect("start Redis");
     let server = RunningBinary::start_on(&postgres, Some(&redis), &[]);
     let http = client();
 
@@ -206,7 +206,7 @@ async fn notes_api_creates_reads_lists_updates_and_deletes() {
 
 #[tokio::test]
 async fn bad_input_is_refused_with_the_field_named() {
-    let postgres = Postgres::start();
+    let postgres = Postgres::start().expect("start PostgreSQL");
     let server = RunningBinary::start_on(&postgres, None, &[]);
     let http = client();
 
@@ -269,8 +269,8 @@ async fn bad_input_is_refused_with_the_field_named() {
 
 #[tokio::test]
 async fn with_redis_down_postgresql_answers_and_the_bypass_is_counted() {
-    let postgres = Postgres::start();
-    let mut redis = Redis::start();
+    let postgres = Postgres::start().expect("start PostgreSQL");
+    let mut redis = Redis::start().expect("start Redis");
     let server = RunningBinary::start_on(&postgres, Some(&redis), &[]);
     let http = client();
     let created = http
@@ -304,7 +304,7 @@ async fn with_redis_down_postgresql_answers_and_the_bypass_is_counted() {
     assert_eq!(ready["checks"]["redis"], "down");
 
     // Redis back: the cache is used again.
-    redis.resume();
+    redis.resume().unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let ready: Value = support::get(&http, server.url("/readyz"))
@@ -325,7 +325,7 @@ async fn with_redis_down_postgresql_answers_and_the_bypass_is_counted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_postgresql_down_data_endpoints_answer_503() {
-    let mut postgres = Postgres::start();
+    let mut postgres = Postgres::start().expect("start PostgreSQL");
     let server = RunningBinary::start_on(&postgres, None, &["--db-acquire-timeout-ms", "1000"]);
     let http = client();
     assert_eq!(
@@ -363,14 +363,14 @@ async fn with_postgresql_down_data_endpoints_answer_503() {
         "still alive"
     );
 
-    postgres.resume();
+    postgres.resume().unwrap();
     let list = support::get(&http, server.url("/api/notes")).await;
     assert_eq!(list.status(), 200, "serving again once PostgreSQL is back");
 }
 
 #[tokio::test]
 async fn an_exhausted_pool_answers_503_instead_of_queueing_forever() {
-    let postgres = Postgres::start();
+    let postgres = Postgres::start().expect("start PostgreSQL");
     let config = support::database_config(&postgres, 1, 300, 5000);
     let pool = app_web::db::connect(&config).unwrap().unwrap();
     app_web::db::migrate(&pool).await.unwrap();
@@ -407,8 +407,8 @@ async fn an_exhausted_pool_answers_503_instead_of_queueing_forever() {
 
 #[tokio::test]
 async fn each_client_is_rate_limited_with_retry_after() {
-    let postgres = Postgres::start();
-    let redis = Redis::start();
+    let postgres = Postgres::start().expect("start PostgreSQL");
+    let redis = Redis::start().expect("start Redis");
     let server =
         RunningBinary::start_on(&postgres, Some(&redis), &["--rate-limit-per-minute", "5"]);
     let http = client();
@@ -445,7 +445,7 @@ async fn each_client_is_rate_limited_with_retry_after() {
 
 #[tokio::test]
 async fn healthcheck_command_follows_readiness() {
-    let postgres = Postgres::start();
+    let postgres = Postgres::start().expect("start PostgreSQL");
     let server = RunningBinary::start_on(&postgres, None, &[]);
     let listen = server.address.to_string();
     let ok = run_binary(&["--listen", &listen, "healthcheck"]);

@@ -25,6 +25,7 @@ pub enum Command {
     Dist(Dist),
     Verify(Verify),
     Bench(Bench),
+    Docker(Docker),
     #[command(hide = true)]
     BundleDesktop(BundleDesktop),
 }
@@ -97,6 +98,53 @@ pub enum BenchSubject {
         /// Notes stored before the load starts
         #[arg(long, default_value_t = 1000)]
         notes: u32,
+    },
+}
+
+/// Build the app-web image from a dist folder and check it on a real Docker engine
+#[derive(Debug, Args)]
+pub struct Docker {
+    #[command(subcommand)]
+    pub command: DockerCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DockerCommand {
+    /// Make a Debian base image with debootstrap and `docker import` it, for machines that
+    /// cannot pull one; pass it to `build --base-image`
+    Base {
+        /// Name to import the image as
+        #[arg(long, default_value = crate::docker::base::DEFAULT_TAG)]
+        tag: String,
+        /// Debian release to bootstrap
+        #[arg(long, default_value = "bookworm")]
+        suite: String,
+        /// Debian mirror to bootstrap from
+        #[arg(long, default_value = "http://deb.debian.org/debian")]
+        mirror: String,
+        /// Rebuild even when the image already exists
+        #[arg(long)]
+        force: bool,
+    },
+    /// Build the runtime image (docker/app-web.Dockerfile) around the app-web binary of a dist
+    /// folder, tagged with the version and the commit
+    Build {
+        /// The dist folder whose server archive to use [default: target/dist]
+        #[arg(long, value_name = "DIR")]
+        dist: Option<PathBuf>,
+        /// Base image; it must already be on the engine
+        #[arg(long, value_name = "IMAGE", default_value = crate::docker::DEFAULT_BASE_IMAGE)]
+        base_image: String,
+        /// Repository part of the tags
+        #[arg(long, default_value = crate::docker::REPOSITORY)]
+        repository: String,
+    },
+    /// Run an image against real PostgreSQL and Redis: migrations, readiness, the notes API,
+    /// the health check, a non-root user and a read-only root filesystem
+    Smoke {
+        /// Image to check [default: app-web:<version>]
+        #[arg(long, value_name = "IMAGE")]
+        image: Option<String>,
     },
 }
 

@@ -4,6 +4,7 @@
 mod bench;
 mod ci;
 mod dist;
+mod docker;
 mod flags;
 mod lint;
 mod path;
@@ -39,6 +40,7 @@ fn run(command: flags::Command) -> anyhow::Result<()> {
         flags::Command::Dist(cmd) => cmd.run(&sh),
         flags::Command::Verify(cmd) => cmd.run(&sh),
         flags::Command::Bench(cmd) => cmd.run(&sh),
+        flags::Command::Docker(cmd) => cmd.run(&sh),
         flags::Command::BundleDesktop(cmd) => cmd.run(&sh),
     }
 }

@@ -42,6 +42,14 @@ pub fn tauri_config() -> PathBuf {
     desktop_dir().join("tauri.conf.json")
 }
 
+pub fn docker_dir() -> PathBuf {
+    project_root().join("docker")
+}
+
+pub fn runtime_dockerfile() -> PathBuf {
+    docker_dir().join("app-web.Dockerfile")
+}
+
 pub fn readme() -> PathBuf {
     project_root().join("README.md")
 }

@@ -21,6 +21,10 @@ pub enum Purpose {
     WebTests,
     /// Load generators for `cargo xtask bench`.
     Benchmarks,
+    /// Building and running the app-web image (`cargo xtask docker`) and checking the compose
+    /// stack: a Docker engine, a Debian base made with debootstrap where no registry is
+    /// reachable, and docker-compose.
+    Containers,
 }
 
 impl fmt::Display for Purpose {
@@ -31,6 +35,7 @@ impl fmt::Display for Purpose {
             Purpose::DesktopWindowTests => "testing the desktop window",
             Purpose::WebTests => "testing app-web on its data stores",
             Purpose::Benchmarks => "running benchmarks",
+            Purpose::Containers => "building and running container images",
         })
     }
 }
@@ -67,6 +72,10 @@ pub const SYSTEM_PACKAGES: &[SystemPackage] = &[
     package("postgresql",            "postgresql-server",    Purpose::WebTests),
     package("redis-server",          "redis",                Purpose::WebTests),
     package("wrk",                   "wrk",                  Purpose::Benchmarks),
+    package("docker.io",             "moby-engine",          Purpose::Containers),
+    package("debootstrap",           "debootstrap",          Purpose::Containers),
+    package("docker-compose",        "docker-compose",       Purpose::Containers),
+    package("curl",                  "curl",                 Purpose::Containers),
 ];
 
 /// Every purpose, for `cargo xtask setup`.
@@ -76,6 +85,7 @@ const ALL_PURPOSES: &[Purpose] = &[
     Purpose::DesktopWindowTests,
     Purpose::WebTests,
     Purpose::Benchmarks,
+    Purpose::Containers,
 ];
 
 /// The platform families setup knows how to serve.

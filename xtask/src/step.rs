@@ -41,6 +41,22 @@ pub fn run_command(name: &str, cmd: xshell::Cmd<'_>) -> anyhow::Result<()> {
     run(name, || Ok(quiet(cmd).run()?))
 }
 
+/// Runs `cmd` with its output captured: returned on success, shown in the error on failure, so
+/// chatty tools stay quiet unless something goes wrong.
+pub fn captured(cmd: xshell::Cmd<'_>) -> anyhow::Result<String> {
+    let shown = cmd.to_string();
+    let output = quiet(cmd).ignore_status().output()?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    if !output.status.success() {
+        anyhow::bail!(
+            "`{shown}` failed ({}):\n{stdout}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(stdout)
+}
+
 /// Like [`run`], with a spinner on a terminal for in-process work that prints nothing itself.
 pub fn run_with_spinner<T>(
     name: &str,

@@ -12,6 +12,8 @@ use crate::path;
 pub struct Product {
     pub name: String,
     pub version: String,
+    /// `[workspace.package].repository`: where the source lives.
+    pub repository: String,
 }
 
 #[derive(Deserialize)]
@@ -28,6 +30,8 @@ struct WorkspaceSection {
 #[derive(Deserialize)]
 struct PackageSection {
     version: String,
+    #[serde(default)]
+    repository: String,
 }
 
 #[derive(Deserialize)]
@@ -56,6 +60,7 @@ impl Product {
         Ok(Self {
             name: manifest.workspace.metadata.product.name,
             version,
+            repository: manifest.workspace.package.repository,
         })
     }
 }

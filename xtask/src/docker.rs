@@ -1,0 +1,102 @@
+//! `cargo xtask docker`: the app-web runtime image. `base` makes a Debian base where no
+//! registry is reachable, `build` wraps the released binary in docker/app-web.Dockerfile, and
+//! `smoke` runs the image against real PostgreSQL and Redis.
+
+pub mod base;
+pub mod build;
+pub mod glibc;
+pub mod smoke;
+
+use std::ffi::OsString;
+
+use anyhow::Context;
+use xshell::{Shell, cmd};
+
+use crate::setup::{self, Purpose};
+use crate::{flags, path, step};
+
+/// The base the runtime Dockerfile names by default.
+pub const DEFAULT_BASE_IMAGE: &str = "gcr.io/distroless/cc-debian12:nonroot";
+
+/// The repository part of the image's tags.
+pub const REPOSITORY: &str = "app-web";
+
+impl flags::Docker {
+    pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        setup::require(sh, &[Purpose::Containers])?;
+        require_engine(sh)?;
+        match self.command {
+            flags::DockerCommand::Base {
+                tag,
+                suite,
+                mirror,
+                force,
+            } => base::make(sh, &tag, &suite, &mirror, force),
+            flags::DockerCommand::Build {
+                dist,
+                base_image,
+                repository,
+            } => {
+                let dist = dist.unwrap_or_else(path::dist_dir);
+                let image = build::build(sh, &dist, &base_image, &repository)?;
+                eprintln!(
+                    "xtask: built {} ({}, {:.1} MB)",
+                    image.tags.join(", "),
+                    image.id,
+                    image.size as f64 / 1e6
+                );
+                Ok(())
+            }
+            flags::DockerCommand::Smoke { image } => {
+                let image = match image {
+                    Some(image) => image,
+                    None => format!(
+                        "{REPOSITORY}:{}",
+                        crate::workspace::Product::load()?.version
+                    ),
+                };
+                smoke::smoke(sh, &image)
+            }
+        }
+    }
+}
+
+/// The docker client: `$DOCKER` when set, else `docker` from `PATH`.
+pub fn client() -> OsString {
+    local_servers::docker_client()
+}
+
+/// Fails with what to do when no Docker engine answers.
+pub fn require_engine(sh: &Shell) -> anyhow::Result<()> {
+    let docker = client();
+    let format = "{{.Server.Version}}";
+    step::captured(cmd!(sh, "{docker} version --format {format}"))
+        .map(drop)
+        .context(
+            "no Docker engine answers; start one (as root: `dockerd &`, or `systemctl start docker`) \
+             or point DOCKER_HOST at one",
+        )
+}
+
+pub fn image_exists(sh: &Shell, image: &str) -> bool {
+    let docker = client();
+    let format = "{{.Id}}";
+    step::captured(cmd!(sh, "{docker} image inspect --format {format} {image}")).is_ok()
+}
+
+/// One field of `docker image inspect` or `docker inspect`, by Go template.
+pub fn inspect(sh: &Shell, object: &str, template: &str) -> anyhow::Result<String> {
+    let docker = client();
+    let text = step::captured(cmd!(sh, "{docker} inspect --format {template} {object}"))
+        .with_context(|| format!("inspect {object}"))?;
+    Ok(text.trim().to_owned())
+}
+
+/// Fails with the ways to get `image` when the engine does not have it.
+pub fn require_image(sh: &Shell, image: &str, how: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        image_exists(sh, image),
+        "the image {image} is not on this Docker engine; {how}"
+    );
+    Ok(())
+}
