@@ -1,46 +1,13 @@
 //! `cargo xtask dist` end to end: real release builds and real bundles in temporary folders,
 //! checked against their manifest, SHA256SUMS and the workspace version.
 
+mod support;
+
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 
-fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn workspace_version() -> String {
-    let text = std::fs::read_to_string(project_root().join("Cargo.toml")).unwrap();
-    let manifest: toml::Table = toml::from_str(&text).unwrap();
-    manifest["workspace"]["package"]["version"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
-fn xtask(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(args)
-        .env_remove("SOURCE_DATE_EPOCH")
-        .output()
-        .expect("run xtask")
-}
-
-fn dist_into(out: &Path) -> serde_json::Value {
-    let output = xtask(&["dist", "--out", out.to_str().unwrap()]);
-    assert!(
-        output.status.success(),
-        "xtask dist failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text =
-        std::fs::read_to_string(out.join("dist-manifest.json")).expect("dist wrote its manifest");
-    serde_json::from_str(&text).expect("the manifest is JSON")
-}
+use support::{dist_into, project_root, workspace_version, xtask};
 
 fn sha256(path: &Path) -> String {
     let output = Command::new("sha256sum")

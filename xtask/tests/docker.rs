@@ -1,0 +1,302 @@
+//! The app-web image on a real Docker engine (started here when none runs): built by
+//! `cargo xtask docker build` from a real dist folder on the Debian base that
+//! `cargo xtask docker base` makes, then checked for its labels, user, health check, size and
+//! bytes, and run by `cargo xtask docker smoke` against real PostgreSQL and Redis. Containers
+//! publish their ports on 127.0.0.1 only.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use local_servers::{DockerEngine, docker_client};
+use serde_json::Value;
+use support::{assert_success, dist_into, workspace_version, xtask};
+
+const BASE_IMAGE: &str = "app-base/debian-cc:bookworm";
+
+fn docker(args: &[&str]) -> Output {
+    Command::new(docker_client())
+        .args(args)
+        .output()
+        .expect("run the docker client")
+}
+
+fn docker_text(args: &[&str]) -> String {
+    let output = docker(args);
+    assert_success(&output, &format!("docker {}", args.join(" ")));
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+/// Removes the images named on drop, so a failed test leaves nothing behind.
+struct Images(Vec<String>);
+
+impl Drop for Images {
+    fn drop(&mut self) {
+        for image in &self.0 {
+            let _ = docker(&["rmi", "--force", image]);
+        }
+    }
+}
+
+fn make_base() {
+    assert_success(
+        &xtask(&["docker", "base", "--tag", BASE_IMAGE]),
+        "xtask docker base",
+    );
+}
+
+fn sha256(path: &Path) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+#[test]
+fn image_from_the_dist_archive_is_small_labelled_healthy_and_confined() {
+    let dist = tempfile::tempdir().unwrap();
+    let manifest = dist_into(dist.path());
+    let engine = DockerEngine::ensure().unwrap();
+    eprintln!("docker engine started here: {}", engine.started_here());
+    make_base();
+
+    let version = workspace_version();
+    let commit = manifest["commit"].as_str().unwrap();
+    let repository = format!("xtask-test/app-web-{}", std::process::id());
+    let tag = format!("{repository}:{version}");
+    let dirty = if commit.ends_with("-dirty") {
+        "-dirty"
+    } else {
+        ""
+    };
+    let commit_tag = format!("{repository}:{}{dirty}", &commit[..12]);
+    let _images = Images(vec![tag.clone(), commit_tag.clone()]);
+    let built = xtask(&[
+        "docker",
+        "build",
+        "--dist",
+        dist.path().to_str().unwrap(),
+        "--base-image",
+        BASE_IMAGE,
+        "--repository",
+        &repository,
+    ]);
+    assert_success(&built, "xtask docker build");
+    assert_eq!(
+        docker_text(&["image", "inspect", "--format", "{{.Id}}", &tag]),
+        docker_text(&["image", "inspect", "--format", "{{.Id}}", &commit_tag]),
+        "the version and commit tags name one image"
+    );
+
+    let config: Value = serde_json::from_str(&docker_text(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .Config}}",
+        &tag,
+    ]))
+    .unwrap();
+    let labels = &config["Labels"];
+    assert_eq!(labels["org.opencontainers.image.version"], version.as_str());
+    assert_eq!(labels["org.opencontainers.image.revision"], commit);
+    assert_eq!(
+        labels["org.opencontainers.image.source"],
+        "https://github.com/app-project/app"
+    );
+    assert_eq!(labels["org.opencontainers.image.base.name"], BASE_IMAGE);
+    let epoch = manifest["source_date_epoch"].as_u64().unwrap().to_string();
+    let created = Command::new("date")
+        .args([
+            "--utc",
+            "--date",
+            &format!("@{epoch}"),
+            "+%Y-%m-%dT%H:%M:%SZ",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        labels["org.opencontainers.image.created"],
+        String::from_utf8(created.stdout).unwrap().trim(),
+        "created is the source date"
+    );
+    assert_eq!(config["User"], "65532:65532");
+    assert_eq!(
+        config["Healthcheck"]["Test"],
+        serde_json::json!(["CMD", "/usr/local/bin/app-web", "healthcheck"])
+    );
+    let size: u64 = docker_text(&["image", "inspect", "--format", "{{.Size}}", &tag])
+        .parse()
+        .unwrap();
+    eprintln!("image size: {size} bytes");
+    assert!(
+        size < 35_000_000,
+        "the image is {size} bytes, over the 35 MB aim"
+    );
+
+    // The binary in the image is the one released in the archive, byte for byte.
+    let archive = manifest["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|artifact| artifact["kind"] == "server-archive")
+        .unwrap();
+    let unpacked = tempfile::tempdir().unwrap();
+    let status = Command::new("tar")
+        .arg("-xzf")
+        .arg(dist.path().join(archive["file"].as_str().unwrap()))
+        .arg("-C")
+        .arg(unpacked.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let top = archive["file"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches(".tar.gz");
+    let container = docker_text(&["create", &tag]);
+    let copied = unpacked.path().join("from-image");
+    let copy = docker(&[
+        "cp",
+        &format!("{container}:/usr/local/bin/app-web"),
+        copied.to_str().unwrap(),
+    ]);
+    let _ = docker(&["rm", &container]);
+    assert_success(&copy, "docker cp");
+    assert_eq!(
+        sha256(&copied),
+        sha256(&unpacked.path().join(top).join("app-web")),
+        "the image holds the released binary"
+    );
+
+    let smoke = xtask(&["docker", "smoke", "--image", &tag]);
+    assert_success(&smoke, "xtask docker smoke");
+    let report = String::from_utf8_lossy(&smoke.stderr);
+    eprintln!("{report}");
+    for step in [
+        "notes API: ok",
+        "docker health check: ok",
+        "non-root, read-only, no capabilities: ok",
+        "graceful stop: ok",
+    ] {
+        assert!(
+            report.contains(step),
+            "smoke did not report {step:?}:\n{report}"
+        );
+    }
+}
+
+/// A C library that defines glibc symbol versions up to 2.17 only, built with gcc and imported
+/// as the whole of an image.
+fn import_old_glibc_base(tag: &str, folder: &Path) {
+    let source = folder.join("libc.c");
+    std::fs::write(
+        &source,
+        "int old_symbol(void) { return 0; }\nint newer_symbol(void) { return 1; }\n",
+    )
+    .unwrap();
+    let script = folder.join("versions.map");
+    std::fs::write(
+        &script,
+        "GLIBC_2.2.5 { global: old_symbol; local: *; };\nGLIBC_2.17 { global: newer_symbol; } GLIBC_2.2.5;\n",
+    )
+    .unwrap();
+    let root = folder.join("root");
+    let lib = root.join("lib/x86_64-linux-gnu");
+    std::fs::create_dir_all(&lib).unwrap();
+    let output = Command::new("gcc")
+        .args(["-shared", "-fPIC", "-nostdlib", "-Wl,-soname,libc.so.6"])
+        .arg(format!("-Wl,--version-script={}", script.display()))
+        .arg("-o")
+        .arg(lib.join("libc.so.6"))
+        .arg(&source)
+        .output()
+        .expect("run gcc (package build-essential)");
+    assert_success(&output, "gcc");
+    let tarball = folder.join("root.tar");
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .arg("-cf")
+        .arg(&tarball)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    docker_text(&["import", tarball.to_str().unwrap(), tag]);
+}
+
+/// A dist folder whose server archive holds a real glibc-linked program in place of app-web.
+fn write_dist_with(binary: &Path, dist: &Path) {
+    let rustc = Command::new("rustc").arg("-vV").output().unwrap();
+    let host = String::from_utf8(rustc.stdout)
+        .unwrap()
+        .lines()
+        .find_map(|line| line.strip_prefix("host: ").map(str::to_owned))
+        .unwrap();
+    let version = workspace_version();
+    let top = format!("app-web-{version}-{host}");
+    let staging = dist.join("staging");
+    std::fs::create_dir_all(staging.join(&top)).unwrap();
+    std::fs::copy(binary, staging.join(&top).join("app-web")).unwrap();
+    let file = format!("{top}.tar.gz");
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(&staging)
+        .arg("-czf")
+        .arg(dist.join(&file))
+        .arg(&top)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let manifest = serde_json::json!({
+        "generated_by": "cargo xtask dist",
+        "format_version": 1,
+        "product": "app",
+        "version": version,
+        "commit": "0123456789abcdef0123456789abcdef01234567",
+        "source_date_epoch": 1_700_000_000,
+        "artifacts": [{
+            "file": file,
+            "kind": "server-archive",
+            "target": host,
+            "size": std::fs::metadata(dist.join(&file)).unwrap().len(),
+            "sha256": sha256(&dist.join(&file)),
+        }],
+    });
+    std::fs::write(dist.join("dist-manifest.json"), manifest.to_string()).unwrap();
+}
+
+#[test]
+fn a_base_with_an_older_glibc_is_refused_before_building() {
+    let work = tempfile::tempdir().unwrap();
+    let dist = work.path().join("dist");
+    std::fs::create_dir(&dist).unwrap();
+    // `true` from the machine's coreutils needs the machine's glibc (2.34 or newer here).
+    write_dist_with(Path::new("/usr/bin/true"), &dist);
+    let _engine = DockerEngine::ensure().unwrap();
+    let base = format!("xtask-test/old-glibc-{}:2.17", std::process::id());
+    let _images = Images(vec![base.clone()]);
+    import_old_glibc_base(&base, work.path());
+
+    let refused = xtask(&[
+        "docker",
+        "build",
+        "--dist",
+        dist.to_str().unwrap(),
+        "--base-image",
+        &base,
+        "--repository",
+        "xtask-test/never-built",
+    ]);
+    assert!(
+        !refused.status.success(),
+        "an image was built on a too old glibc"
+    );
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "but {base} has glibc 2.17; use a base image with glibc"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("app-web needs glibc 2.3"), "{stderr}");
+}
