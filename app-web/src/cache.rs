@@ -28,6 +28,10 @@ pub struct RedisConfig {
     )]
     pub redis_url_file: Option<std::path::PathBuf>,
 
+    /// Read the Redis password from this file; it replaces any password in the URL
+    #[arg(long, env = "APP_WEB_REDIS_PASSWORD_FILE", global = true)]
+    pub redis_password_file: Option<std::path::PathBuf>,
+
     /// Milliseconds one Redis call may take before it is given up and PostgreSQL answers alone
     #[arg(
         long,
@@ -90,9 +94,19 @@ impl Cache {
         let connection = match config.url()? {
             None => None,
             Some(url) => {
-                let client = redis::Client::open(url.as_str()).context(
+                use redis::IntoConnectionInfo;
+                let mut info = url.as_str().into_connection_info().context(
                     "the Redis URL does not parse; expected redis://[:password@]host[:port][/db]",
                 )?;
+                if let Some(password) = crate::cli::value_or_file(
+                    None,
+                    config.redis_password_file.as_deref(),
+                    "Redis password",
+                )? {
+                    let settings = info.redis_settings().clone().set_password(password);
+                    info = info.set_redis_settings(settings);
+                }
+                let client = redis::Client::open(info).context("set up the Redis client")?;
                 Some(Arc::new(Connection {
                     client,
                     manager: RwLock::new(None),

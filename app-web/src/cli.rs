@@ -128,6 +128,7 @@ impl Cli {
         match self.command.unwrap_or(Command::Serve) {
             Command::Serve => serve(self.config).await,
             Command::Migrate => {
+                crate::db::check_can_migrate(&self.config.database)?;
                 let pool = crate::db::connect(&self.config.database)?.context(
                     "migrate needs a database: set --database-url or APP_WEB_DATABASE_URL",
                 )?;
@@ -150,6 +151,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let pool = crate::db::connect(&config.database)?;
     if let Some(pool) = &pool {
         if config.database.migrate_on_start {
+            crate::db::check_can_migrate(&config.database)?;
             crate::db::migrate(pool).await?;
         }
     } else {

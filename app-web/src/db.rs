@@ -31,6 +31,18 @@ pub struct DatabaseConfig {
     )]
     pub database_url_file: Option<std::path::PathBuf>,
 
+    /// Read the database password from this file; it replaces any password in the URL, so
+    /// the URL itself can stay in plain configuration
+    #[arg(long, env = "APP_WEB_DATABASE_PASSWORD_FILE", global = true)]
+    pub database_password_file: Option<std::path::PathBuf>,
+
+    /// Connect through PgBouncer in transaction mode: send none of the startup options it
+    /// refuses (statement_timeout must then be set on the role, e.g. `ALTER ROLE app SET
+    /// statement_timeout = '5s'`). sqlx's prepared statements need PgBouncer 1.21 or newer with
+    /// max_prepared_statements above 0. Migrations cannot run this way.
+    #[arg(long, env = "APP_WEB_DB_PGBOUNCER", global = true)]
+    pub db_pgbouncer: bool,
+
     /// Most connections the pool opens; keep the sum over replicas below PostgreSQL's max_connections
     #[arg(
         long,
@@ -84,18 +96,39 @@ impl DatabaseConfig {
     }
 }
 
-/// A lazily connecting pool, or `None` when no database is configured.
-pub fn connect(config: &DatabaseConfig) -> anyhow::Result<Option<PgPool>> {
+/// The connection settings from the configuration, or `None` when no database is configured.
+pub fn connect_options(config: &DatabaseConfig) -> anyhow::Result<Option<PgConnectOptions>> {
     let Some(url) = config.url()? else {
         return Ok(None);
     };
-    let options: PgConnectOptions = url.parse().context(
+    let mut options: PgConnectOptions = url.parse().context(
         "the database URL does not parse; expected postgres://user[:password]@host[:port]/database",
     )?;
-    let options = options.application_name("app-web").options([(
-        "statement_timeout",
-        config.db_statement_timeout_ms.to_string(),
-    )]);
+    if let Some(password) = crate::cli::value_or_file(
+        None,
+        config.database_password_file.as_deref(),
+        "database password",
+    )? {
+        options = options.password(&password);
+    }
+    options = options.application_name("app-web");
+    if config.db_pgbouncer {
+        // PgBouncer answers "unsupported startup parameter" to both.
+        options = options.extra_float_digits(None);
+    } else {
+        options = options.options([(
+            "statement_timeout",
+            config.db_statement_timeout_ms.to_string(),
+        )]);
+    }
+    Ok(Some(options))
+}
+
+/// A lazily connecting pool, or `None` when no database is configured.
+pub fn connect(config: &DatabaseConfig) -> anyhow::Result<Option<PgPool>> {
+    let Some(options) = connect_options(config)? else {
+        return Ok(None);
+    };
     let pool = PgPoolOptions::new()
         .max_connections(config.db_max_connections)
         .min_connections(config.db_min_connections)
@@ -104,6 +137,18 @@ pub fn connect(config: &DatabaseConfig) -> anyhow::Result<Option<PgPool>> {
         .test_before_acquire(true)
         .connect_lazy_with(options);
     Ok(Some(pool))
+}
+
+/// Fails when migrations would go through PgBouncer: its transaction mode cannot hold the
+/// session-level advisory lock that keeps replicas from migrating at once.
+pub fn check_can_migrate(config: &DatabaseConfig) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !config.db_pgbouncer,
+        "migrations cannot run through PgBouncer (--db-pgbouncer): its transaction mode does not \
+         keep the advisory lock that serialises replicas; point the migrating process at \
+         PostgreSQL itself"
+    );
+    Ok(())
 }
 
 /// Applies pending migrations. sqlx holds a PostgreSQL advisory lock while it migrates, so

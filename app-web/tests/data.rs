@@ -9,14 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use support::{Postgres, Redis, RunningBinary, run_binary};
 
-fn client() -> reqwest::Client {
-    // A hanging request fails the test instead of stalling it.
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(15))
-        .no_proxy()
-        .build()
-        .unwrap()
-}
+use support::http_client as client;
 
 async fn metric(server: &RunningBinary, name: &str) -> f64 {
     let text = client()

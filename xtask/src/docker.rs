@@ -5,6 +5,7 @@
 pub mod base;
 pub mod build;
 pub mod glibc;
+pub mod secrets;
 pub mod smoke;
 
 use std::ffi::OsString;
@@ -23,6 +24,15 @@ pub const REPOSITORY: &str = "app-web";
 
 impl flags::Docker {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        if let flags::DockerCommand::Secrets {
+            dir,
+            force,
+            dry_run,
+        } = self.command
+        {
+            let dir = dir.unwrap_or_else(|| path::docker_dir().join("secrets"));
+            return secrets::write_missing(&dir, force, dry_run);
+        }
         setup::require(sh, &[Purpose::Containers])?;
         require_engine(sh)?;
         match self.command {
@@ -47,6 +57,7 @@ impl flags::Docker {
                 );
                 Ok(())
             }
+            flags::DockerCommand::Secrets { .. } => unreachable!("handled above"),
             flags::DockerCommand::Smoke { image } => {
                 let image = match image {
                     Some(image) => image,

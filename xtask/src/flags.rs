@@ -139,6 +139,20 @@ pub enum DockerCommand {
         #[arg(long, default_value = crate::docker::REPOSITORY)]
         repository: String,
     },
+    /// Write random passwords for the compose stack into docker/secrets, keeping those that
+    /// exist
+    Secrets {
+        /// Folder to write them to [default: docker/secrets]
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Replace existing secrets too (the stack's volumes keep the old passwords: change
+        /// them in PostgreSQL first)
+        #[arg(long)]
+        force: bool,
+        /// Print what would be written and write nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Run an image against real PostgreSQL and Redis: migrations, readiness, the notes API,
     /// the health check, a non-root user and a read-only root filesystem
     Smoke {

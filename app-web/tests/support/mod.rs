@@ -19,6 +19,8 @@ pub fn database_config(
     app_web::db::DatabaseConfig {
         database_url: Some(postgres.url()),
         database_url_file: None,
+        database_password_file: None,
+        db_pgbouncer: false,
         db_max_connections: max_connections,
         db_min_connections: 0,
         db_acquire_timeout_ms: acquire_timeout_ms,
@@ -95,6 +97,15 @@ impl Drop for RunningBinary {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// An HTTP client for the tests: a hanging request fails the test instead of stalling it.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(15))
+        .no_proxy()
+        .build()
+        .unwrap()
 }
 
 /// GET `url`; a transport error fails the test.

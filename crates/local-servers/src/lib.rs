@@ -1,9 +1,10 @@
 //! Real servers started on this machine for tests, benchmarks and `cargo xtask docker smoke`:
-//! PostgreSQL (initdb in a temporary folder) and Redis from the machine's packages, on free
-//! loopback ports and unix sockets, stopped on drop; and a Docker engine, started when none
-//! runs.
+//! PostgreSQL (initdb in a temporary folder) and Redis from the machine's packages, PgBouncer
+//! from Debian 13's, on free loopback ports and unix sockets, stopped on drop; and a Docker
+//! engine, started when none runs.
 
 mod docker_engine;
+mod pgbouncer;
 mod postgres;
 mod redis;
 
@@ -11,8 +12,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 pub use docker_engine::{DockerEngine, docker_client};
+pub use pgbouncer::PgBouncer;
 pub use postgres::{Postgres, PostgresOptions};
-pub use redis::Redis;
+pub use redis::{Redis, RedisOptions};
 
 /// A port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> anyhow::Result<u16> {

@@ -17,6 +17,9 @@ pub struct PostgresOptions {
     pub config_file: Option<PathBuf>,
     /// Further `-c name=value` settings, applied after the config file.
     pub settings: Vec<(String, String)>,
+    /// Authentication over TCP, e.g. `scram-sha-256` [default: trust]; the unix socket always
+    /// trusts, so [`Postgres::psql`] keeps working.
+    pub host_auth: Option<String>,
 }
 
 /// A PostgreSQL server in a temporary folder, stopped on drop. PostgreSQL refuses to run as
@@ -93,9 +96,11 @@ impl Postgres {
             run(chown, "chown the PostgreSQL folder to postgres")?;
         }
         let mut initdb = command("initdb")?;
+        let host_auth = options.host_auth.as_deref().unwrap_or("trust");
         initdb
             .args([
-                "--auth=trust",
+                "--auth-local=trust",
+                &format!("--auth-host={host_auth}"),
                 "--username=postgres",
                 "--encoding=UTF8",
                 "--no-sync",

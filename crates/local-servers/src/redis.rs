@@ -1,22 +1,37 @@
 //! A Redis server without persistence, from Debian's redis-server package.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use anyhow::Context;
 
 use crate::{free_port, wait_for};
 
+/// How to start Redis beyond the defaults (no password, no persistence, 127.0.0.1 on a free
+/// port, a unix socket in its folder).
+#[derive(Debug, Clone, Default)]
+pub struct RedisOptions {
+    /// A `redis.conf` to load; the address, port, socket and data folder still come from here.
+    pub config_file: Option<PathBuf>,
+    /// A password, given as compose gives it: an included file with `requirepass`.
+    pub password: Option<String>,
+}
+
 /// A Redis server on 127.0.0.1 and a unix socket, killed on drop.
 pub struct Redis {
     pub port: u16,
     folder: tempfile::TempDir,
+    options: RedisOptions,
     server: Option<Child>,
 }
 
 impl Redis {
     pub fn start() -> anyhow::Result<Self> {
+        Self::start_with(RedisOptions::default())
+    }
+
+    pub fn start_with(options: RedisOptions) -> anyhow::Result<Self> {
         let folder = tempfile::Builder::new()
             .prefix("local-redis-")
             .tempdir()
@@ -27,9 +42,17 @@ impl Redis {
             std::fs::set_permissions(folder.path(), std::fs::Permissions::from_mode(0o755))
                 .context("chmod the Redis folder")?;
         }
+        if let Some(password) = &options.password {
+            std::fs::write(
+                folder.path().join("auth.conf"),
+                format!("requirepass \"{password}\"\n"),
+            )
+            .context("write the Redis password file")?;
+        }
         let mut redis = Self {
             port: free_port()?,
             folder,
+            options,
             server: None,
         };
         redis.resume()?;
@@ -52,25 +75,62 @@ impl Redis {
 
     pub fn resume(&mut self) -> anyhow::Result<()> {
         anyhow::ensure!(self.server.is_none(), "Redis is already running");
-        let server = Command::new("redis-server")
+        let log = std::fs::File::create(self.folder.path().join("server.log"))
+            .context("create the Redis log")?;
+        let mut command = Command::new("redis-server");
+        match &self.options.config_file {
+            Some(config) => {
+                command.arg(config).arg("--dir").arg(self.folder.path());
+            }
+            None => {
+                command.args(["--save", "", "--appendonly", "no"]);
+            }
+        }
+        if self.options.password.is_some() {
+            command
+                .arg("--include")
+                .arg(self.folder.path().join("auth.conf"));
+        }
+        let server = command
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .arg("--unixsocket")
             .arg(self.socket())
             .args(["--unixsocketperm", "777"])
-            .args(["--save", "", "--appendonly", "no"])
             .args(["--protected-mode", "yes"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
             .spawn()
             .context(
                 "start redis-server (package redis-server; `cargo xtask setup` installs it)",
             )?;
         self.server = Some(server);
-        wait_for(
+        let ready = wait_for(
             Duration::from_secs(10),
             "Redis to accept connections",
             || self.is_ready(),
-        )
+        );
+        ready.with_context(|| format!("Redis did not start; its log:\n{}", self.log()))
+    }
+
+    /// What the server has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.folder.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// Runs one command through redis-cli on the unix socket and returns its output.
+    pub fn cli(&self, args: &[&str]) -> anyhow::Result<String> {
+        let mut command = Command::new("redis-cli");
+        command.arg("-s").arg(self.socket()).args(args);
+        if let Some(password) = &self.options.password {
+            command.env("REDISCLI_AUTH", password);
+        }
+        let output = command.output().context("run redis-cli")?;
+        anyhow::ensure!(
+            output.status.success(),
+            "redis-cli {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
     }
 
     pub fn stop(&mut self) {

@@ -1,0 +1,280 @@
+//! The compose stack's server configuration, loaded into real servers: docker/postgres's
+//! postgresql.conf and init script, docker/redis's redis.conf with the password included the
+//! way compose includes it, and docker/pgbouncer's pgbouncer.ini with app-web behind it in
+//! transaction mode, with and without the driver settings PgBouncer needs.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use local_servers::{PgBouncer, Postgres, PostgresOptions, Redis, RedisOptions};
+use serde_json::{Value, json};
+use support::{RunningBinary, http_client, run_binary};
+
+const APP_PASSWORD: &str = "app-password-from-a-secret";
+const REDIS_PASSWORD: &str = "redis-password-from-a-secret";
+
+fn docker_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .join("docker")
+}
+
+/// PostgreSQL on the stack's postgresql.conf, password authentication over TCP, and the
+/// stack's init script run against it as the official image would run it.
+fn stack_postgres(secrets: &Path) -> Postgres {
+    let postgres = Postgres::start_with(PostgresOptions {
+        config_file: Some(docker_dir().join("postgres/postgresql.conf")),
+        host_auth: Some("scram-sha-256".into()),
+        ..PostgresOptions::default()
+    })
+    .expect("PostgreSQL starts on docker/postgres/postgresql.conf");
+    let password_file = secrets.join("app_db_password");
+    std::fs::write(&password_file, format!("{APP_PASSWORD}\n")).unwrap();
+    let output = Command::new("sh")
+        .arg(docker_dir().join("postgres/initdb/10-app-role.sh"))
+        .env("APP_DB_PASSWORD_FILE", &password_file)
+        .env("POSTGRES_USER", "postgres")
+        .env("PGHOST", postgres.socket_dir())
+        .env("PGPORT", postgres.port.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "the init script failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    postgres
+}
+
+fn write_secret(dir: &Path, name: &str, value: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, value).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn postgres_runs_on_the_stack_config_and_the_init_script_makes_the_app_role() {
+    let secrets = tempfile::tempdir().unwrap();
+    let postgres = stack_postgres(secrets.path());
+    for (setting, value) in [
+        ("shared_buffers", "512MB"),
+        ("max_connections", "100"),
+        ("wal_level", "replica"),
+        ("random_page_cost", "1.1"),
+        ("shared_preload_libraries", "pg_stat_statements"),
+        ("password_encryption", "scram-sha-256"),
+    ] {
+        assert_eq!(
+            postgres.psql(&format!("SHOW {setting}")).unwrap().trim(),
+            value,
+            "{setting}"
+        );
+    }
+    let role_settings = postgres
+        .psql("SELECT array_to_string(setconfig, ',') FROM pg_db_role_setting JOIN pg_roles ON oid = setrole WHERE rolname = 'app'")
+        .unwrap();
+    assert!(
+        role_settings.contains("statement_timeout=5s"),
+        "{role_settings}"
+    );
+    let owner = postgres
+        .psql("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'app'")
+        .unwrap();
+    assert_eq!(owner.trim(), "app");
+
+    // migrate authenticates as app with the password from its file; a wrong one is refused.
+    let url = format!("postgres://app@127.0.0.1:{}/app", postgres.port);
+    let good = write_secret(secrets.path(), "good", APP_PASSWORD);
+    let migrated = run_binary(&[
+        "migrate",
+        "--database-url",
+        &url,
+        "--database-password-file",
+        &good,
+    ]);
+    assert!(
+        migrated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
+    let bad = write_secret(secrets.path(), "bad", "not-the-password");
+    let refused = run_binary(&[
+        "migrate",
+        "--database-url",
+        &url,
+        "--database-password-file",
+        &bad,
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("password authentication failed"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}
+
+#[tokio::test]
+async fn redis_runs_on_the_stack_config_with_its_password_from_a_file() {
+    let redis = Redis::start_with(RedisOptions {
+        config_file: Some(docker_dir().join("redis/redis.conf")),
+        password: Some(REDIS_PASSWORD.into()),
+    })
+    .expect("Redis starts on docker/redis/redis.conf");
+    assert_eq!(
+        redis.cli(&["CONFIG", "GET", "appendonly"]).unwrap(),
+        "appendonly\nyes"
+    );
+    assert_eq!(
+        redis.cli(&["CONFIG", "GET", "maxmemory-policy"]).unwrap(),
+        "maxmemory-policy\nvolatile-lru"
+    );
+    let unauthenticated = Command::new("redis-cli")
+        .arg("-s")
+        .arg(redis.socket())
+        .arg("PING")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&unauthenticated.stdout).contains("NOAUTH"));
+
+    let secrets = tempfile::tempdir().unwrap();
+    let password_file = write_secret(secrets.path(), "redis_password", REDIS_PASSWORD);
+    let server = RunningBinary::start(&[
+        "--redis-url",
+        &redis.url(),
+        "--redis-password-file",
+        &password_file,
+    ]);
+    let ready: Value = support::get(&http_client(), server.url("/readyz"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["checks"]["redis"], "ok", "{ready}");
+}
+
+#[tokio::test]
+async fn app_web_works_through_pgbouncer_in_transaction_mode_with_its_driver_settings() {
+    let secrets = tempfile::tempdir().unwrap();
+    let postgres = stack_postgres(secrets.path());
+    let password_file = write_secret(secrets.path(), "app_db_password", APP_PASSWORD);
+    let direct = format!("postgres://app@127.0.0.1:{}/app", postgres.port);
+    let migrated = run_binary(&[
+        "migrate",
+        "--database-url",
+        &direct,
+        "--database-password-file",
+        &password_file,
+    ]);
+    assert!(
+        migrated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
+
+    let bouncer = PgBouncer::start(
+        Path::new(env!("CARGO_TARGET_TMPDIR")),
+        &docker_dir().join("pgbouncer/pgbouncer.ini"),
+        &format!("app = host=127.0.0.1 port={} dbname=app", postgres.port),
+        &format!("\"app\" \"{APP_PASSWORD}\"\n"),
+    )
+    .expect("PgBouncer starts on docker/pgbouncer/pgbouncer.ini");
+    let pooled = format!("postgres://app@127.0.0.1:{}/app", bouncer.port);
+
+    // Without the PgBouncer settings the driver's startup options are refused.
+    let plain = RunningBinary::start(&[
+        "--database-url",
+        &pooled,
+        "--database-password-file",
+        &password_file,
+    ]);
+    let http = http_client();
+    let ready: Value = support::get(&http, plain.url("/readyz"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["checks"]["database"], "down", "{ready}");
+    drop(plain);
+
+    // With them, many concurrent requests share PgBouncer's server connections, statements
+    // prepared on one reused on another.
+    let server = RunningBinary::start(&[
+        "--database-url",
+        &pooled,
+        "--database-password-file",
+        &password_file,
+        "--db-pgbouncer",
+        "--db-max-connections",
+        "16",
+        "--rate-limit-per-minute",
+        "0",
+    ]);
+    let ready: Value = support::get(&http, server.url("/readyz"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        ready["checks"]["database"],
+        "ok",
+        "{ready}\n{}",
+        bouncer.log()
+    );
+    let mut creations = Vec::new();
+    for n in 0..48 {
+        let http = http.clone();
+        let url = server.url("/api/notes");
+        creations.push(tokio::spawn(async move {
+            http.post(url)
+                .json(&json!({ "title": format!("through pgbouncer {n}"), "body": "pooled" }))
+                .send()
+                .await
+                .unwrap()
+        }));
+    }
+    let mut ids = Vec::new();
+    for creation in creations {
+        let response = creation.await.unwrap();
+        assert_eq!(response.status(), 201, "{}", bouncer.log());
+        let note: Value = response.json().await.unwrap();
+        ids.push(note["id"].as_str().unwrap().to_owned());
+    }
+    let mut reads = Vec::new();
+    for id in &ids {
+        let http = http.clone();
+        let url = server.url(&format!("/api/notes/{id}"));
+        reads.push(tokio::spawn(async move {
+            http.get(url).send().await.unwrap().status()
+        }));
+    }
+    for read in reads {
+        assert_eq!(read.await.unwrap(), 200, "{}", bouncer.log());
+    }
+    let page: Value = support::get(&http, server.url("/api/notes?limit=100"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 48, "{page}");
+
+    // Migrations refuse to go through PgBouncer rather than run without their lock.
+    let refused = run_binary(&[
+        "migrate",
+        "--database-url",
+        &pooled,
+        "--database-password-file",
+        &password_file,
+        "--db-pgbouncer",
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr)
+            .contains("migrations cannot run through PgBouncer"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}
