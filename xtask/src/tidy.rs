@@ -1,6 +1,9 @@
 //! Repository checks that run as ordinary tests, so `cargo test` enforces them and CI adds no
 //! hidden steps.
 
+mod compose;
+mod dockerfile;
+
 use xshell::{Shell, cmd};
 
 use crate::path::{ci_script, project_root, readme, workspace_manifest};

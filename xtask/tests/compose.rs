@@ -1,0 +1,125 @@
+//! docker/compose.yaml and its PgBouncer override as Debian's docker-compose reads them: both
+//! are accepted with docker/.env.example's settings, and the resolved stack has what the tidy
+//! rules promise once compose has filled in the variables and merge keys.
+
+mod support;
+
+use std::process::{Command, Output};
+
+use support::{assert_success, project_root};
+use yaml_rust2::{Yaml, YamlLoader};
+
+/// `docker-compose config` on `files`, in docker/, with `env_file` and APP_WEB_IMAGE set
+/// unless `image` is `None`.
+fn compose_config(files: &[&str], env_file: &str, image: Option<&str>) -> Output {
+    let mut command = Command::new("docker-compose");
+    command
+        .current_dir(project_root().join("docker"))
+        .env_remove("APP_WEB_IMAGE")
+        .env_remove("APP_WEB_PORT");
+    for file in files {
+        command.args(["--file", file]);
+    }
+    command.args(["--env-file", env_file, "config"]);
+    if let Some(image) = image {
+        command.env("APP_WEB_IMAGE", image);
+    }
+    command
+        .output()
+        .expect("run docker-compose (package docker-compose; `cargo xtask setup` installs it)")
+}
+
+/// The resolved configuration.
+fn resolved(files: &[&str]) -> Yaml {
+    let output = compose_config(files, ".env.example", Some("app-web:test"));
+    assert_success(&output, "docker-compose config");
+    let text = String::from_utf8(output.stdout).unwrap();
+    YamlLoader::load_from_str(&text).unwrap().remove(0)
+}
+
+fn strings(node: &Yaml) -> Vec<&str> {
+    node.as_vec()
+        .unwrap_or_else(|| panic!("expected a list, got {node:?}"))
+        .iter()
+        .map(|item| item.as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn docker_compose_accepts_the_stack_and_resolves_it_as_intended() {
+    let stack = resolved(&["compose.yaml"]);
+    let services = &stack["services"];
+    let mut names: Vec<&str> = services
+        .as_hash()
+        .unwrap()
+        .keys()
+        .map(|key| key.as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["app-web", "migrate", "postgres", "redis"]);
+
+    let app = &services["app-web"];
+    assert_eq!(app["image"].as_str(), Some("app-web:test"));
+    assert_eq!(app["read_only"].as_bool(), Some(true));
+    assert_eq!(strings(&app["cap_drop"]), ["ALL"]);
+    assert_eq!(
+        app["depends_on"]["migrate"]["condition"].as_str(),
+        Some("service_completed_successfully")
+    );
+    assert_eq!(
+        app["depends_on"]["postgres"]["condition"].as_str(),
+        Some("service_healthy")
+    );
+    assert_eq!(
+        app["depends_on"]["redis"]["condition"].as_str(),
+        Some("service_healthy")
+    );
+    assert_eq!(strings(&app["ports"]), ["127.0.0.1:8080:8080/tcp"]);
+    assert_eq!(
+        app["environment"]["APP_WEB_DATABASE_PASSWORD_FILE"].as_str(),
+        Some("/run/secrets/app_db_password")
+    );
+    assert_eq!(services["migrate"]["restart"].as_str(), Some("no"));
+    assert_eq!(
+        strings(&services["postgres"]["healthcheck"]["test"])[1..4],
+        ["pg_isready", "-h", "127.0.0.1"]
+    );
+    assert_eq!(services["redis"]["read_only"].as_bool(), Some(true));
+    assert_eq!(
+        services["redis"]["logging"]["options"]["max-size"].as_str(),
+        Some("10m")
+    );
+}
+
+#[test]
+fn the_pgbouncer_override_points_app_web_at_pgbouncer_and_migrate_at_postgres() {
+    let stack = resolved(&["compose.yaml", "compose.pgbouncer.yaml"]);
+    let services = &stack["services"];
+    let app = &services["app-web"]["environment"];
+    assert_eq!(
+        app["APP_WEB_DATABASE_URL"].as_str(),
+        Some("postgres://app@pgbouncer:6432/app")
+    );
+    assert_eq!(app["APP_WEB_DB_PGBOUNCER"].as_str(), Some("true"));
+    assert_eq!(
+        services["migrate"]["environment"]["APP_WEB_DATABASE_URL"].as_str(),
+        Some("postgres://app@postgres:5432/app")
+    );
+    assert_eq!(
+        services["app-web"]["depends_on"]["pgbouncer"]["condition"].as_str(),
+        Some("service_healthy")
+    );
+    assert_eq!(services["pgbouncer"]["read_only"].as_bool(), Some(true));
+}
+
+#[test]
+fn the_stack_refuses_to_start_without_an_image_tag() {
+    let empty = tempfile::NamedTempFile::new().unwrap();
+    let output = compose_config(&["compose.yaml"], empty.path().to_str().unwrap(), None);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("set APP_WEB_IMAGE to a tag that cargo xtask docker build printed"),
+        "{stderr}"
+    );
+}
