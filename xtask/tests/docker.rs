@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 
 use local_servers::{DockerEngine, docker_client};
 use serde_json::Value;
-use support::{assert_success, dist_into, workspace_version, xtask};
+use support::{assert_success, dist_into, project_root, workspace_version, xtask};
 
 const BASE_IMAGE: &str = "app-base/debian-cc:bookworm";
 
@@ -299,4 +299,160 @@ fn a_base_with_an_older_glibc_is_refused_before_building() {
         "{stderr}"
     );
     assert!(stderr.contains("app-web needs glibc 2.3"), "{stderr}");
+}
+
+/// A builder image like `rust:<channel>-bookworm`, which cannot be pulled here: Debian with
+/// gcc from debootstrap, this machine's toolchain (the one rust-toolchain.toml pins, which the
+/// tests run under) and its CA certificates, so cargo inside trusts what this machine trusts.
+fn import_rust_builder(tag: &str) {
+    if docker(&["image", "inspect", tag]).status.success() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("root");
+    let output = Command::new("debootstrap")
+        .args([
+            "--variant=minbase",
+            "--include=gcc,libc6-dev,ca-certificates",
+            "bookworm",
+        ])
+        .arg(&root)
+        .arg("http://deb.debian.org/debian")
+        .output()
+        .expect("run debootstrap");
+    assert_success(&output, "debootstrap");
+    let sysroot = Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .unwrap();
+    let sysroot = String::from_utf8(sysroot.stdout).unwrap();
+    let rust = root.join("usr/local/rust");
+    std::fs::create_dir_all(&rust).unwrap();
+    for folder in ["bin", "lib"] {
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(Path::new(sysroot.trim()).join(folder))
+            .arg(&rust)
+            .status()
+            .unwrap();
+        assert!(status.success(), "copy the toolchain's {folder}");
+    }
+    std::fs::copy(
+        "/etc/ssl/certs/ca-certificates.crt",
+        root.join("etc/ssl/certs/ca-certificates.crt"),
+    )
+    .unwrap();
+    let tarball = work.path().join("root.tar");
+    let status = Command::new("tar")
+        .args(["--numeric-owner", "-C"])
+        .arg(&root)
+        .arg("-cf")
+        .arg(&tarball)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    docker_text(&[
+        "import",
+        "--change",
+        "ENV PATH=/usr/local/rust/bin:/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "--change",
+        "ENV CARGO_HOME=/usr/local/cargo",
+        tarball.to_str().unwrap(),
+        tag,
+    ]);
+}
+
+/// Copies the files git tracks into `destination`: a build context without target/.
+fn copy_workspace(destination: &Path) {
+    let listing = Command::new("git")
+        .arg("-C")
+        .arg(project_root())
+        .args(["ls-files", "-z"])
+        .output()
+        .unwrap();
+    for file in listing
+        .stdout
+        .split(|byte| *byte == 0)
+        .filter(|name| !name.is_empty())
+    {
+        let file = std::str::from_utf8(file).unwrap();
+        let source = project_root().join(file);
+        if !source.is_file() {
+            continue;
+        }
+        let target = destination.join(file);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(&source, &target).unwrap();
+    }
+}
+
+/// `docker build` of docker/app-web.source.Dockerfile with BuildKit. Debian's docker client is
+/// used: it has BuildKit built in, where a newer client on PATH may lack the buildx plugin.
+fn source_build(context: &Path, rust_image: &str, tag: &str) -> String {
+    let output = Command::new("/usr/bin/docker")
+        .env("DOCKER_BUILDKIT", "1")
+        .args([
+            "build",
+            "--progress=plain",
+            "--file",
+            "docker/app-web.source.Dockerfile",
+        ])
+        .args(["--build-arg", &format!("RUST_IMAGE={rust_image}")])
+        .args(["--build-arg", &format!("BASE_IMAGE={BASE_IMAGE}")])
+        .args(["--tag", tag])
+        .arg(".")
+        .current_dir(context)
+        .output()
+        .expect("run docker build");
+    assert_success(&output, "docker build of the source Dockerfile");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn compiled_crates(build_log: &str) -> Vec<String> {
+    build_log
+        .lines()
+        .filter_map(|line| line.split("Compiling ").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_source_build_recompiles_only_app_web_after_a_source_change() {
+    let _engine = DockerEngine::ensure().unwrap();
+    make_base();
+    let channel = std::fs::read_to_string(project_root().join("rust-toolchain.toml")).unwrap();
+    let channel: toml::Table = toml::from_str(&channel).unwrap();
+    let rust_image = format!(
+        "xtask-test/rust:{}-bookworm",
+        channel["toolchain"]["channel"].as_str().unwrap()
+    );
+    import_rust_builder(&rust_image);
+    let context = tempfile::tempdir().unwrap();
+    copy_workspace(context.path());
+    let tag = format!("xtask-test/app-web-source-{}:1", std::process::id());
+    let _images = Images(vec![tag.clone()]);
+
+    let first = source_build(context.path(), &rust_image, &tag);
+    eprintln!(
+        "first build compiled {} crates",
+        compiled_crates(&first).len()
+    );
+
+    let changed = context.path().join("app-web/src/healthcheck.rs");
+    let mut source = std::fs::read_to_string(&changed).unwrap();
+    source.push_str("\n// A change to the source only.\n");
+    std::fs::write(&changed, source).unwrap();
+    let second = source_build(context.path(), &rust_image, &tag);
+    assert_eq!(
+        compiled_crates(&second),
+        ["app-web"],
+        "after a source change only app-web should compile again:\n{second}"
+    );
+
+    let version = docker_text(&["run", "--rm", &tag, "--version"]);
+    assert_eq!(version, format!("app-web {}", workspace_version()));
+    let user = docker_text(&["image", "inspect", "--format", "{{.Config.User}}", &tag]);
+    assert_eq!(user, "65532:65532");
 }
