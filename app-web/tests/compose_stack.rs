@@ -148,11 +148,7 @@ async fn redis_runs_on_the_stack_config_with_its_password_from_a_file() {
         "--redis-password-file",
         &password_file,
     ]);
-    let ready: Value = support::get(&http_client(), server.url("/readyz"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let ready = support::readiness(&http_client(), &server).await;
     assert_eq!(ready["checks"]["redis"], "ok", "{ready}");
 }
 
@@ -192,11 +188,7 @@ async fn app_web_works_through_pgbouncer_in_transaction_mode_with_its_driver_set
         &password_file,
     ]);
     let http = http_client();
-    let ready: Value = support::get(&http, plain.url("/readyz"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let ready = support::readiness(&http, &plain).await;
     assert_eq!(ready["checks"]["database"], "down", "{ready}");
     drop(plain);
 
@@ -213,11 +205,7 @@ async fn app_web_works_through_pgbouncer_in_transaction_mode_with_its_driver_set
         "--rate-limit-per-minute",
         "0",
     ]);
-    let ready: Value = support::get(&http, server.url("/readyz"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let ready = support::readiness(&http, &server).await;
     assert_eq!(
         ready["checks"]["database"],
         "ok",

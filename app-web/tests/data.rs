@@ -93,11 +93,7 @@ async fn notes_api_creates_reads_lists_updates_and_deletes() {
     let server = RunningBinary::start_on(&postgres, Some(&redis), &[]);
     let http = client();
 
-    let ready: Value = support::get(&http, server.url("/readyz"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let ready = support::readiness(&http, &server).await;
     assert_eq!(
         ready,
         json!({ "status": "ready", "checks": { "database": "ok", "redis": "ok" } })
@@ -300,11 +296,7 @@ async fn with_redis_down_postgresql_answers_and_the_bypass_is_counted() {
     redis.resume().unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let ready: Value = support::get(&http, server.url("/readyz"))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let ready = support::readiness(&http, &server).await;
         if ready["checks"]["redis"] == "ok" {
             break;
         }

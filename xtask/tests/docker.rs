@@ -184,6 +184,27 @@ fn image_from_the_dist_archive_is_small_labelled_healthy_and_confined() {
     }
 }
 
+/// `docker import` of the folder `root` as the image `tag`, with Dockerfile `changes`.
+fn import_root(root: &Path, tag: &str, changes: &[&str]) {
+    let tarball = root.with_extension("tar");
+    let status = Command::new("tar")
+        .args(["--numeric-owner", "-C"])
+        .arg(root)
+        .arg("-cf")
+        .arg(&tarball)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success(), "tar {}", root.display());
+    let mut args = vec!["import"];
+    for change in changes {
+        args.extend(["--change", change]);
+    }
+    args.extend([tarball.to_str().unwrap(), tag]);
+    docker_text(&args);
+    std::fs::remove_file(&tarball).unwrap();
+}
+
 /// A C library that defines glibc symbol versions up to 2.17 only, built with gcc and imported
 /// as the whole of an image.
 fn import_old_glibc_base(tag: &str, folder: &Path) {
@@ -211,17 +232,7 @@ fn import_old_glibc_base(tag: &str, folder: &Path) {
         .output()
         .expect("run gcc (package build-essential)");
     assert_success(&output, "gcc");
-    let tarball = folder.join("root.tar");
-    let status = Command::new("tar")
-        .arg("-C")
-        .arg(&root)
-        .arg("-cf")
-        .arg(&tarball)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(status.success());
-    docker_text(&["import", tarball.to_str().unwrap(), tag]);
+    import_root(&root, tag, &[]);
 }
 
 /// A dist folder whose server archive holds a real glibc-linked program in place of app-web.
@@ -342,25 +353,14 @@ fn import_rust_builder(tag: &str) {
         root.join("etc/ssl/certs/ca-certificates.crt"),
     )
     .unwrap();
-    let tarball = work.path().join("root.tar");
-    let status = Command::new("tar")
-        .args(["--numeric-owner", "-C"])
-        .arg(&root)
-        .arg("-cf")
-        .arg(&tarball)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(status.success());
-    docker_text(&[
-        "import",
-        "--change",
-        "ENV PATH=/usr/local/rust/bin:/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        "--change",
-        "ENV CARGO_HOME=/usr/local/cargo",
-        tarball.to_str().unwrap(),
+    import_root(
+        &root,
         tag,
-    ]);
+        &[
+            "ENV PATH=/usr/local/rust/bin:/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "ENV CARGO_HOME=/usr/local/cargo",
+        ],
+    );
 }
 
 /// Copies the files git tracks into `destination`: a build context without target/.

@@ -113,6 +113,15 @@ pub async fn get(client: &reqwest::Client, url: impl reqwest::IntoUrl) -> reqwes
     client.get(url).send().await.expect("GET request")
 }
 
+/// The JSON body of the server's `/readyz`, whatever its status.
+pub async fn readiness(client: &reqwest::Client, server: &RunningBinary) -> serde_json::Value {
+    get(client, server.url("/readyz"))
+        .await
+        .json()
+        .await
+        .expect("/readyz answers JSON")
+}
+
 /// DELETE `url`; a transport error fails the test.
 pub async fn delete(client: &reqwest::Client, url: impl reqwest::IntoUrl) -> reqwest::Response {
     client.delete(url).send().await.expect("DELETE request")
