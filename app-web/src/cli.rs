@@ -143,6 +143,7 @@ impl Cli {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    let shutdown = crate::server::shutdown_signal()?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listen on {}", config.listen))?;
@@ -164,14 +165,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .with_rate_limit(config.rate_limit.clone())
         .with_metrics(metrics);
     let router = crate::routes::router(state.clone());
-    crate::server::serve(
-        listener,
-        router,
-        state,
-        crate::server::shutdown_signal(),
-        config.shutdown_grace(),
-    )
-    .await
+    crate::server::serve(listener, router, state, shutdown, config.shutdown_grace()).await
 }
 
 #[cfg(test)]
