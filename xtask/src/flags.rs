@@ -26,6 +26,7 @@ pub enum Command {
     Verify(Verify),
     Bench(Bench),
     Docker(Docker),
+    Nginx(Nginx),
     #[command(hide = true)]
     BundleDesktop(BundleDesktop),
 }
@@ -160,6 +161,58 @@ pub enum DockerCommand {
         #[arg(long, value_name = "IMAGE")]
         image: Option<String>,
     },
+}
+
+/// Render the nginx configuration (nginx/nginx.conf.template and its snippets) for a host
+#[derive(Debug, Args)]
+pub struct Nginx {
+    #[command(subcommand)]
+    pub command: NginxCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NginxCommand {
+    /// Fill in the template's settings and write nginx.conf and snippets/ to a folder; with
+    /// --check, also have nginx test the result
+    Render(NginxSettings),
+}
+
+/// The settings of nginx/nginx.conf.template; each is also read from its environment variable.
+#[derive(Debug, Args)]
+pub struct NginxSettings {
+    /// Folder to write nginx.conf and snippets/ to (replaced whole)
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Have `nginx -t` check the rendered configuration
+    #[arg(long)]
+    pub check: bool,
+    /// The site's host name
+    #[arg(long, env = "NGINX_SERVER_NAME")]
+    pub server_name: String,
+    /// Where plain HTTP listens (ACME challenges and redirects)
+    #[arg(long, env = "NGINX_HTTP_LISTEN", default_value = "80")]
+    pub http_listen: String,
+    /// Where HTTPS listens
+    #[arg(long, env = "NGINX_HTTPS_LISTEN", default_value = "443")]
+    pub https_listen: String,
+    /// Where plain HTTP redirects to [default: https://<server name>]
+    #[arg(long, env = "NGINX_HTTPS_ORIGIN")]
+    pub https_origin: Option<String>,
+    /// app-web's address
+    #[arg(long, env = "NGINX_UPSTREAM", default_value = "127.0.0.1:8080")]
+    pub upstream: String,
+    /// Certificate chain (PEM) [default: Let's Encrypt's live folder for the server name]
+    #[arg(long, env = "NGINX_CERTIFICATE")]
+    pub certificate: Option<String>,
+    /// The certificate's private key [default: beside the default certificate]
+    #[arg(long, env = "NGINX_CERTIFICATE_KEY")]
+    pub certificate_key: Option<String>,
+    /// Webroot certbot writes HTTP-01 challenges into
+    #[arg(long, env = "NGINX_ACME_ROOT", default_value = "/var/www/acme")]
+    pub acme_root: String,
+    /// Writable folder for the pid file and request buffers
+    #[arg(long, env = "NGINX_RUNTIME_DIR", default_value = "/run/nginx")]
+    pub runtime_dir: String,
 }
 
 /// Bundle the release build of app-desktop with tauri-bundler and print the bundles as JSON;

@@ -7,6 +7,7 @@ mod dist;
 mod docker;
 mod flags;
 mod lint;
+mod nginx;
 mod path;
 mod setup;
 mod step;
@@ -41,6 +42,7 @@ fn run(command: flags::Command) -> anyhow::Result<()> {
         flags::Command::Verify(cmd) => cmd.run(&sh),
         flags::Command::Bench(cmd) => cmd.run(&sh),
         flags::Command::Docker(cmd) => cmd.run(&sh),
+        flags::Command::Nginx(cmd) => cmd.run(&sh),
         flags::Command::BundleDesktop(cmd) => cmd.run(&sh),
     }
 }

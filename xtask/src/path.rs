@@ -50,6 +50,10 @@ pub fn runtime_dockerfile() -> PathBuf {
     docker_dir().join("app-web.Dockerfile")
 }
 
+pub fn nginx_dir() -> PathBuf {
+    project_root().join("nginx")
+}
+
 pub fn readme() -> PathBuf {
     project_root().join("README.md")
 }

@@ -25,6 +25,9 @@ pub enum Purpose {
     /// stack: a Docker engine, a Debian base made with debootstrap where no registry is
     /// reachable, and docker-compose.
     Containers,
+    /// nginx in front of app-web in tests, and `cargo xtask nginx render`: the server, the
+    /// template renderer and certificates made for tests.
+    Proxy,
 }
 
 impl fmt::Display for Purpose {
@@ -36,6 +39,7 @@ impl fmt::Display for Purpose {
             Purpose::WebTests => "testing app-web on its data stores",
             Purpose::Benchmarks => "running benchmarks",
             Purpose::Containers => "building and running container images",
+            Purpose::Proxy => "rendering and testing the nginx configuration",
         })
     }
 }
@@ -76,6 +80,9 @@ pub const SYSTEM_PACKAGES: &[SystemPackage] = &[
     package("debootstrap",           "debootstrap",          Purpose::Containers),
     package("docker-compose",        "docker-compose",       Purpose::Containers),
     package("curl",                  "curl",                 Purpose::Containers),
+    package("nginx",                 "nginx",                Purpose::Proxy),
+    package("gettext-base",          "gettext-envsubst",     Purpose::Proxy),
+    package("openssl",               "openssl",              Purpose::Proxy),
 ];
 
 /// Every purpose, for `cargo xtask setup`.
@@ -86,6 +93,7 @@ const ALL_PURPOSES: &[Purpose] = &[
     Purpose::WebTests,
     Purpose::Benchmarks,
     Purpose::Containers,
+    Purpose::Proxy,
 ];
 
 /// The platform families setup knows how to serve.

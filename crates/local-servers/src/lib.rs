@@ -4,6 +4,7 @@
 //! engine, started when none runs.
 
 mod docker_engine;
+pub mod nginx;
 mod pgbouncer;
 mod postgres;
 mod redis;
@@ -12,6 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 pub use docker_engine::{DockerEngine, docker_client};
+pub use nginx::Nginx;
 pub use pgbouncer::PgBouncer;
 pub use postgres::{Postgres, PostgresOptions};
 pub use redis::{Redis, RedisOptions};

@@ -1,0 +1,394 @@
+//! Debian's nginx running the project's configuration (nginx/, rendered the way every host
+//! renders it) in front of the real app-web binary, over TLS with a certificate made here:
+//! security headers on every status, rate limits per client address, request filtering,
+//! request ids, compression and the TLS versions offered. Everything on loopback; a second
+//! client is a second loopback address.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use local_servers::{Nginx, free_port};
+use support::RunningBinary;
+
+const SERVER_NAME: &str = "app.test";
+
+fn nginx_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .join("nginx")
+}
+
+/// nginx in front of `upstream`, with a self-signed certificate for app.test.
+struct Proxy {
+    nginx: Nginx,
+    http: u16,
+    https: u16,
+    folder: tempfile::TempDir,
+}
+
+impl Proxy {
+    fn start(upstream: SocketAddr) -> Self {
+        let folder = tempfile::Builder::new()
+            .prefix("nginx-test-")
+            .tempdir()
+            .unwrap();
+        let root = folder.path();
+        std::fs::set_permissions(root, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        for sub in [
+            "runtime",
+            "acme/.well-known/acme-challenge",
+            "certs",
+            "conf",
+        ] {
+            std::fs::create_dir_all(root.join(sub)).unwrap();
+        }
+        let certificate = root.join("certs/cert.pem");
+        let key = root.join("certs/key.pem");
+        let output = Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+            ])
+            .args(["-nodes", "-days", "2", "-subj", "/CN=app.test"])
+            .args(["-addext", "subjectAltName=DNS:app.test"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&certificate)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let (http, https) = (free_port().unwrap(), free_port().unwrap());
+        let values: BTreeMap<String, String> = [
+            ("NGINX_SERVER_NAME", SERVER_NAME.to_owned()),
+            ("NGINX_HTTP_LISTEN", format!("127.0.0.1:{http}")),
+            ("NGINX_HTTPS_LISTEN", format!("127.0.0.1:{https}")),
+            (
+                "NGINX_HTTPS_ORIGIN",
+                format!("https://{SERVER_NAME}:{https}"),
+            ),
+            ("NGINX_UPSTREAM", upstream.to_string()),
+            ("NGINX_CERTIFICATE", certificate.display().to_string()),
+            ("NGINX_CERTIFICATE_KEY", key.display().to_string()),
+            ("NGINX_ACME_ROOT", root.join("acme").display().to_string()),
+            (
+                "NGINX_RUNTIME_DIR",
+                root.join("runtime").display().to_string(),
+            ),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect();
+        local_servers::nginx::render(&nginx_dir(), &root.join("conf"), &values)
+            .expect("render the nginx template");
+        let nginx = Nginx::start(
+            &root.join("conf"),
+            &root.join("runtime"),
+            SocketAddr::from(([127, 0, 0, 1], https)),
+        )
+        .expect("nginx accepts the project's configuration");
+        Self {
+            nginx,
+            http,
+            https,
+            folder,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("https://{SERVER_NAME}:{}{path}", self.https)
+    }
+
+    fn certificate(&self) -> PathBuf {
+        self.folder.path().join("certs/cert.pem")
+    }
+}
+
+/// What curl saw: its exit code, the status, the headers (lower-case names, in order) and
+/// the negotiated HTTP version.
+#[derive(Debug)]
+struct Answer {
+    exit: i32,
+    status: u16,
+    headers: Vec<(String, String)>,
+    http_version: String,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    fn count(&self, name: &str) -> usize {
+        self.headers.iter().filter(|(key, _)| key == name).count()
+    }
+}
+
+/// One request with curl to app.test (resolved to 127.0.0.1), trusting the test certificate.
+fn curl(proxy: &Proxy, extra: &[&str], url: &str) -> Answer {
+    let output = Command::new("curl")
+        .args([
+            "--silent",
+            "--show-error",
+            "--max-time",
+            "10",
+            "--output",
+            "/dev/null",
+        ])
+        .args([
+            "--dump-header",
+            "-",
+            "--write-out",
+            "\n%{http_code} %{http_version}",
+        ])
+        .arg("--resolve")
+        .arg(format!("{SERVER_NAME}:{}:127.0.0.1", proxy.https))
+        .arg("--resolve")
+        .arg(format!("{SERVER_NAME}:{}:127.0.0.1", proxy.http))
+        .arg("--cacert")
+        .arg(proxy.certificate())
+        .args(extra)
+        .arg(url)
+        .output()
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (head, last) = text.rsplit_once('\n').unwrap_or(("", &text));
+    let mut fields = last.split_whitespace();
+    let status = fields
+        .next()
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let http_version = fields.next().unwrap_or("").to_owned();
+    let headers = head
+        .lines()
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    Answer {
+        exit: output.status.code().unwrap_or(-1),
+        status,
+        headers,
+        http_version,
+    }
+}
+
+const SECURITY_HEADERS: &[&str] = &[
+    "strict-transport-security",
+    "content-security-policy",
+    "x-content-type-options",
+    "referrer-policy",
+    "permissions-policy",
+    "cross-origin-opener-policy",
+    "x-request-id",
+];
+
+fn assert_security_headers(answer: &Answer, what: &str) {
+    for name in SECURITY_HEADERS {
+        assert_eq!(
+            answer.count(name),
+            1,
+            "{what}: {name} once in {:?}",
+            answer.headers
+        );
+    }
+    assert_eq!(
+        answer.header("strict-transport-security"),
+        Some("max-age=63072000; includeSubDomains")
+    );
+    assert_eq!(
+        answer.header("server"),
+        Some("nginx"),
+        "{what}: no version in Server"
+    );
+}
+
+#[test]
+fn security_headers_are_on_every_status() {
+    let app = RunningBinary::start(&[]);
+    let proxy = Proxy::start(app.address);
+
+    let ok = curl(&proxy, &[], &proxy.url("/healthz"));
+    assert_eq!(ok.status, 200, "{ok:?}");
+    assert_security_headers(&ok, "200");
+
+    let dotfile = curl(&proxy, &[], &proxy.url("/.env"));
+    assert_eq!(dotfile.status, 404);
+    assert_security_headers(&dotfile, "404");
+
+    let big = "x".repeat(100 * 1024);
+    let too_large = curl(
+        &proxy,
+        &["--header", "content-type: application/json", "--data", &big],
+        &proxy.url("/api/notes"),
+    );
+    assert_eq!(too_large.status, 413);
+    assert_security_headers(&too_large, "413");
+
+    let method = curl(&proxy, &["--request", "TRACE"], &proxy.url("/"));
+    assert_eq!(method.status, 405);
+    assert_security_headers(&method, "405");
+
+    let limited = (0..120)
+        .map(|_| curl(&proxy, &[], &proxy.url("/api/info")))
+        .find(|answer| answer.status == 429)
+        .expect("a burst of 120 requests is limited");
+    assert_security_headers(&limited, "429");
+
+    let redirect = curl(
+        &proxy,
+        &[],
+        &format!("http://{SERVER_NAME}:{}/api/info?x=1", proxy.http),
+    );
+    assert_eq!(redirect.status, 308);
+    assert_eq!(
+        redirect.header("location"),
+        Some(format!("https://{SERVER_NAME}:{}/api/info?x=1", proxy.https).as_str()),
+        "the redirect keeps the path and query"
+    );
+
+    drop(app);
+    let bad_gateway = curl(&proxy, &[], &proxy.url("/healthz"));
+    assert_eq!(bad_gateway.status, 502);
+    assert_security_headers(&bad_gateway, "502");
+}
+
+#[test]
+fn a_burst_from_one_client_is_limited_while_another_is_served() {
+    let app = RunningBinary::start(&[]);
+    let proxy = Proxy::start(app.address);
+    let mut statuses = Vec::new();
+    for _ in 0..100 {
+        statuses.push(curl(&proxy, &[], &proxy.url("/api/info")).status);
+        // The second client, from another loopback address, stays within its limit.
+        if statuses.len() % 10 == 0 {
+            let other = curl(
+                &proxy,
+                &["--interface", "127.0.0.2"],
+                &proxy.url("/api/info"),
+            );
+            assert_eq!(
+                other.status, 200,
+                "the second client was limited: {other:?}"
+            );
+        }
+    }
+    let allowed = statuses.iter().filter(|status| **status == 200).count();
+    let limited = statuses.iter().filter(|status| **status == 429).count();
+    assert_eq!(allowed + limited, 100, "{statuses:?}");
+    assert!(
+        allowed >= 41,
+        "the burst of 40 was not allowed: {statuses:?}"
+    );
+    assert!(limited > 0, "nothing was limited: {statuses:?}");
+    assert_eq!(statuses[0], 200);
+}
+
+#[test]
+fn unknown_hosts_are_dropped_and_acme_challenges_are_served_over_http() {
+    let app = RunningBinary::start(&[]);
+    let proxy = Proxy::start(app.address);
+
+    let unknown_http = curl(
+        &proxy,
+        &["--header", "Host: other.test"],
+        &format!("http://127.0.0.1:{}/", proxy.http),
+    );
+    // 444: the connection closes without a byte of answer (curl: empty reply, or reset).
+    assert!(
+        [52, 56].contains(&unknown_http.exit) && unknown_http.status == 0,
+        "expected no answer: {unknown_http:?}"
+    );
+    let unknown_tls = curl(
+        &proxy,
+        &[
+            "--resolve",
+            &format!("other.test:{}:127.0.0.1", proxy.https),
+        ],
+        &format!("https://other.test:{}/", proxy.https),
+    );
+    assert_eq!(
+        unknown_tls.exit, 35,
+        "expected a refused handshake: {unknown_tls:?}"
+    );
+
+    let token = "test-token_123";
+    std::fs::write(
+        proxy
+            .folder
+            .path()
+            .join("acme/.well-known/acme-challenge")
+            .join(token),
+        "key-authorization",
+    )
+    .unwrap();
+    let challenge = curl(
+        &proxy,
+        &[],
+        &format!(
+            "http://{SERVER_NAME}:{}/.well-known/acme-challenge/{token}",
+            proxy.http
+        ),
+    );
+    assert_eq!(
+        challenge.status,
+        200,
+        "{challenge:?}\n{}",
+        proxy.nginx.log()
+    );
+}
+
+#[test]
+fn request_ids_pass_through_or_are_made_and_tls_is_1_2_or_1_3_over_http2() {
+    let app = RunningBinary::start(&[]);
+    let proxy = Proxy::start(app.address);
+
+    let given = curl(
+        &proxy,
+        &["--header", "X-Request-ID: trace-abc.123"],
+        &proxy.url("/api/info"),
+    );
+    assert_eq!(given.header("x-request-id"), Some("trace-abc.123"));
+    let made = curl(&proxy, &[], &proxy.url("/api/info"));
+    let id = made.header("x-request-id").unwrap();
+    assert_eq!(id.len(), 32, "{id}");
+    let unsafe_id = curl(
+        &proxy,
+        &["--header", "X-Request-ID: a b<c>"],
+        &proxy.url("/api/info"),
+    );
+    assert_ne!(unsafe_id.header("x-request-id"), Some("a b<c>"));
+
+    assert_eq!(made.http_version, "2");
+    let gzip = curl(
+        &proxy,
+        &["--header", "Accept-Encoding: gzip"],
+        &proxy.url("/app.js"),
+    );
+    assert_eq!(gzip.header("content-encoding"), Some("gzip"), "{gzip:?}");
+
+    for (flags, accepted) in [
+        (["--tlsv1.2", "--tls-max", "1.2"], true),
+        (["--tlsv1.3", "--tls-max", "1.3"], true),
+        (["--tlsv1.1", "--tls-max", "1.1"], false),
+    ] {
+        let answer = curl(&proxy, &flags, &proxy.url("/healthz"));
+        assert_eq!(answer.status == 200, accepted, "{flags:?}: {answer:?}");
+    }
+}
