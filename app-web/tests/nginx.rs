@@ -6,188 +6,8 @@
 
 mod support;
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-use local_servers::{Nginx, free_port};
 use support::RunningBinary;
-
-const SERVER_NAME: &str = "app.test";
-
-fn nginx_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .join("nginx")
-}
-
-/// nginx in front of `upstream`, with a self-signed certificate for app.test.
-struct Proxy {
-    nginx: Nginx,
-    http: u16,
-    https: u16,
-    folder: tempfile::TempDir,
-}
-
-impl Proxy {
-    fn start(upstream: SocketAddr) -> Self {
-        let folder = tempfile::Builder::new()
-            .prefix("nginx-test-")
-            .tempdir()
-            .unwrap();
-        let root = folder.path();
-        std::fs::set_permissions(root, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
-        for sub in [
-            "runtime",
-            "acme/.well-known/acme-challenge",
-            "certs",
-            "conf",
-        ] {
-            std::fs::create_dir_all(root.join(sub)).unwrap();
-        }
-        let certificate = root.join("certs/cert.pem");
-        let key = root.join("certs/key.pem");
-        let output = Command::new("openssl")
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-            ])
-            .args(["-nodes", "-days", "2", "-subj", "/CN=app.test"])
-            .args(["-addext", "subjectAltName=DNS:app.test"])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&certificate)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let (http, https) = (free_port().unwrap(), free_port().unwrap());
-        let values: BTreeMap<String, String> = [
-            ("NGINX_SERVER_NAME", SERVER_NAME.to_owned()),
-            ("NGINX_HTTP_LISTEN", format!("127.0.0.1:{http}")),
-            ("NGINX_HTTPS_LISTEN", format!("127.0.0.1:{https}")),
-            (
-                "NGINX_HTTPS_ORIGIN",
-                format!("https://{SERVER_NAME}:{https}"),
-            ),
-            ("NGINX_UPSTREAM", upstream.to_string()),
-            ("NGINX_CERTIFICATE", certificate.display().to_string()),
-            ("NGINX_CERTIFICATE_KEY", key.display().to_string()),
-            ("NGINX_ACME_ROOT", root.join("acme").display().to_string()),
-            (
-                "NGINX_RUNTIME_DIR",
-                root.join("runtime").display().to_string(),
-            ),
-        ]
-        .into_iter()
-        .map(|(name, value)| (name.to_owned(), value))
-        .collect();
-        local_servers::nginx::render(&nginx_dir(), &root.join("conf"), &values)
-            .expect("render the nginx template");
-        let nginx = Nginx::start(
-            &root.join("conf"),
-            &root.join("runtime"),
-            SocketAddr::from(([127, 0, 0, 1], https)),
-        )
-        .expect("nginx accepts the project's configuration");
-        Self {
-            nginx,
-            http,
-            https,
-            folder,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("https://{SERVER_NAME}:{}{path}", self.https)
-    }
-
-    fn certificate(&self) -> PathBuf {
-        self.folder.path().join("certs/cert.pem")
-    }
-}
-
-/// What curl saw: its exit code, the status, the headers (lower-case names, in order) and
-/// the negotiated HTTP version.
-#[derive(Debug)]
-struct Answer {
-    exit: i32,
-    status: u16,
-    headers: Vec<(String, String)>,
-    http_version: String,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-    }
-
-    fn count(&self, name: &str) -> usize {
-        self.headers.iter().filter(|(key, _)| key == name).count()
-    }
-}
-
-/// One request with curl to app.test (resolved to 127.0.0.1), trusting the test certificate.
-fn curl(proxy: &Proxy, extra: &[&str], url: &str) -> Answer {
-    let output = Command::new("curl")
-        .args([
-            "--silent",
-            "--show-error",
-            "--max-time",
-            "10",
-            "--output",
-            "/dev/null",
-        ])
-        .args([
-            "--dump-header",
-            "-",
-            "--write-out",
-            "\n%{http_code} %{http_version}",
-        ])
-        .arg("--resolve")
-        .arg(format!("{SERVER_NAME}:{}:127.0.0.1", proxy.https))
-        .arg("--resolve")
-        .arg(format!("{SERVER_NAME}:{}:127.0.0.1", proxy.http))
-        .arg("--cacert")
-        .arg(proxy.certificate())
-        .args(extra)
-        .arg(url)
-        .output()
-        .expect("run curl");
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    let (head, last) = text.rsplit_once('\n').unwrap_or(("", &text));
-    let mut fields = last.split_whitespace();
-    let status = fields
-        .next()
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0);
-    let http_version = fields.next().unwrap_or("").to_owned();
-    let headers = head
-        .lines()
-        .filter_map(|line| line.split_once(':'))
-        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
-        .collect();
-    Answer {
-        exit: output.status.code().unwrap_or(-1),
-        status,
-        headers,
-        http_version,
-    }
-}
+use support::proxy::{Answer, Proxy, SERVER_NAME, curl};
 
 const SECURITY_HEADERS: &[&str] = &[
     "strict-transport-security",
@@ -264,7 +84,12 @@ fn security_headers_are_on_every_status() {
     );
 
     drop(app);
-    let bad_gateway = curl(&proxy, &[], &proxy.url("/healthz"));
+    // From another address: this one has used up its burst above.
+    let bad_gateway = curl(
+        &proxy,
+        &["--interface", "127.0.0.3"],
+        &proxy.url("/healthz"),
+    );
     assert_eq!(bad_gateway.status, 502);
     assert_security_headers(&bad_gateway, "502");
 }

@@ -7,6 +7,8 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 
+pub mod proxy;
+
 pub use local_servers::{Postgres, Redis};
 
 /// Pool settings for `postgres`, as the flags would give them.

@@ -5,6 +5,7 @@
 
 mod docker_engine;
 pub mod nginx;
+mod pebble;
 mod pgbouncer;
 mod postgres;
 mod redis;
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 
 pub use docker_engine::{DockerEngine, docker_client};
 pub use nginx::Nginx;
+pub use pebble::Pebble;
 pub use pgbouncer::PgBouncer;
 pub use postgres::{Postgres, PostgresOptions};
 pub use redis::{Redis, RedisOptions};

@@ -1,0 +1,154 @@
+//! Pebble, Let's Encrypt's ACME test server (Debian's pebble package), with
+//! pebble-challtestsrv as its DNS server answering 127.0.0.1 for every name, so HTTP-01
+//! challenges for any test domain reach a server on this machine's `http_port`. Its root
+//! certificate is made anew at each start and read from its management API.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::{free_port, wait_for};
+
+/// Pebble and its DNS server, killed on drop.
+pub struct Pebble {
+    pub port: u16,
+    management: u16,
+    folder: tempfile::TempDir,
+    pebble: Child,
+    dns: Child,
+}
+
+impl Pebble {
+    /// Starts Pebble validating HTTP-01 challenges on port `http_port` of 127.0.0.1.
+    pub fn start(http_port: u16) -> anyhow::Result<Self> {
+        let folder = tempfile::Builder::new()
+            .prefix("local-pebble-")
+            .tempdir()
+            .context("create a folder for Pebble")?;
+        let dir = folder.path();
+        // The certificate Pebble's own API is served with.
+        let output = Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+            ])
+            .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
+            .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+            .arg("-keyout")
+            .arg(dir.join("api-key.pem"))
+            .arg("-out")
+            .arg(dir.join("api-cert.pem"))
+            .output()
+            .context("run openssl (package openssl)")?;
+        anyhow::ensure!(
+            output.status.success(),
+            "openssl failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let (port, management, dns_port, tls_port, dns_management) = (
+            free_port()?,
+            free_port()?,
+            free_port()?,
+            free_port()?,
+            free_port()?,
+        );
+        let config = pebble_config(dir, port, management, http_port, tls_port);
+        std::fs::write(dir.join("pebble.json"), config)?;
+
+        let dns_log = std::fs::File::create(dir.join("challtestsrv.log"))?;
+        let dns = Command::new("pebble-challtestsrv")
+            .args(["-dns01", &format!("127.0.0.1:{dns_port}")])
+            .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
+            .args(["-management", &format!("127.0.0.1:{dns_management}")])
+            .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
+            .stdout(dns_log.try_clone()?)
+            .stderr(dns_log)
+            .spawn()
+            .context(
+                "start pebble-challtestsrv (package pebble; `cargo xtask setup` installs it)",
+            )?;
+        let log = std::fs::File::create(dir.join("pebble.log"))?;
+        let pebble = Command::new("pebble")
+            .arg("-config")
+            .arg(dir.join("pebble.json"))
+            .args(["-dnsserver", &format!("127.0.0.1:{dns_port}")])
+            // No random sleeps before validating, no nonces rejected on purpose: the tests are
+            // about this project, not certbot's retries.
+            .env("PEBBLE_VA_NOSLEEP", "1")
+            .env("PEBBLE_WFE_NONCEREJECT", "0")
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("start pebble (package pebble; `cargo xtask setup` installs it)")?;
+        let pebble = Self {
+            port,
+            management,
+            folder,
+            pebble,
+            dns,
+        };
+        wait_for(Duration::from_secs(15), "Pebble to listen", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                && std::net::TcpStream::connect(("127.0.0.1", management)).is_ok()
+        })
+        .with_context(|| format!("Pebble did not start: {}", pebble.log()))?;
+        Ok(pebble)
+    }
+
+    /// The ACME directory URL.
+    pub fn directory(&self) -> String {
+        format!("https://127.0.0.1:{}/dir", self.port)
+    }
+
+    /// The certificate Pebble's API is served with: what an ACME client must trust to talk to
+    /// it (not the root its certificates chain to).
+    pub fn api_certificate(&self) -> PathBuf {
+        self.folder.path().join("api-cert.pem")
+    }
+
+    /// Writes the root that issued certificates chain to, as PEM, to `destination`.
+    pub fn write_root_certificate(&self, destination: &Path) -> anyhow::Result<()> {
+        let output = Command::new("curl")
+            .args(["--silent", "--show-error", "--fail", "--cacert"])
+            .arg(self.api_certificate())
+            .arg("--output")
+            .arg(destination)
+            .arg(format!("https://127.0.0.1:{}/roots/0", self.management))
+            .output()
+            .context("run curl")?;
+        anyhow::ensure!(
+            output.status.success(),
+            "fetch Pebble's root: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok(())
+    }
+
+    /// What Pebble has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.folder.path().join("pebble.log")).unwrap_or_default()
+    }
+}
+
+fn pebble_config(dir: &Path, port: u16, management: u16, http_port: u16, tls_port: u16) -> String {
+    format!(
+        r#"{{"pebble": {{"listenAddress": "127.0.0.1:{port}", "managementListenAddress": "127.0.0.1:{management}", "certificate": "{cert}", "privateKey": "{key}", "httpPort": {http_port}, "tlsPort": {tls_port}, "ocspResponderURL": "", "externalAccountBindingRequired": false}}}}"#,
+        cert = dir.join("api-cert.pem").display(),
+        key = dir.join("api-key.pem").display(),
+    )
+}
+
+impl Drop for Pebble {
+    fn drop(&mut self) {
+        for child in [&mut self.pebble, &mut self.dns] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
