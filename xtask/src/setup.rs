@@ -26,7 +26,7 @@ pub enum Purpose {
     /// reachable, and docker-compose.
     Containers,
     /// nginx in front of app-web in tests, and `cargo xtask nginx render`: the server, the
-    /// template renderer and certificates made for tests.
+    /// template renderer, certificates made for tests, and a real ACME flow (Pebble, certbot).
     Proxy,
 }
 
@@ -83,6 +83,8 @@ pub const SYSTEM_PACKAGES: &[SystemPackage] = &[
     package("nginx",                 "nginx",                Purpose::Proxy),
     package("gettext-base",          "gettext-envsubst",     Purpose::Proxy),
     package("openssl",               "openssl",              Purpose::Proxy),
+    package("pebble",                "pebble",               Purpose::Proxy),
+    package("certbot",               "certbot",              Purpose::Proxy),
 ];
 
 /// Every purpose, for `cargo xtask setup`.

@@ -1,0 +1,187 @@
+//! A real ACME flow: Pebble (Let's Encrypt's test server) and certbot, run with the project's
+//! nginx/certbot/cli.ini, issue a certificate for app.test through the HTTP-01 webroot the
+//! project's nginx serves; the project's deploy hook links it and reloads nginx, which then
+//! serves a chain that verifies against Pebble's root; a forced renewal replaces it while
+//! requests keep being answered.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use local_servers::Pebble;
+use support::RunningBinary;
+use support::proxy::{Proxy, SERVER_NAME, curl, nginx_dir};
+
+/// certbot with the project's cli.ini, its state in `state`, talking to `pebble`.
+fn certbot(state: &Path, pebble: &Pebble, proxy: &Proxy, args: &[&str]) -> Output {
+    let output = Command::new("certbot")
+        .arg("--config")
+        .arg(nginx_dir().join("certbot/cli.ini"))
+        .args(["--server", &pebble.directory()])
+        .arg("--config-dir")
+        .arg(state.join("config"))
+        .arg("--work-dir")
+        .arg(state.join("work"))
+        .arg("--logs-dir")
+        .arg(state.join("logs"))
+        .arg("--deploy-hook")
+        .arg(format!(
+            "sh {}",
+            nginx_dir().join("certbot/deploy-hook.sh").display()
+        ))
+        .args(args)
+        // certbot must trust Pebble's API; the certificates it issues chain to another root.
+        .env("REQUESTS_CA_BUNDLE", pebble.api_certificate())
+        .env("NGINX_CERT_DIR", proxy.cert_dir())
+        .env("NGINX_PID_FILE", proxy.nginx.pid_file())
+        .output()
+        .expect("run certbot (package certbot; `cargo xtask setup` installs it)");
+    assert!(
+        output.status.success(),
+        "certbot {args:?} failed:\n{}{}\nPebble:\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+        pebble.log()
+    );
+    output
+}
+
+/// The serial number of the certificate nginx serves for app.test.
+fn served_serial(proxy: &Proxy) -> String {
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl s_client -connect 127.0.0.1:{} -servername {SERVER_NAME} </dev/null 2>/dev/null | openssl x509 -noout -serial",
+            proxy.https
+        ))
+        .output()
+        .unwrap();
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn certbot_issues_and_renews_through_the_nginx_webroot() {
+    let app = RunningBinary::start(&[]);
+    let proxy = Proxy::start(app.address);
+    let pebble = Pebble::start(proxy.http).expect("start Pebble");
+    let state = tempfile::tempdir().unwrap();
+    let root = state.path().join("pebble-root.pem");
+    pebble.write_root_certificate(&root).unwrap();
+    let root_arg = root.to_str().unwrap().to_owned();
+    let trusting_pebble = ["--cacert", root_arg.as_str()];
+
+    // Before: nginx runs on its self-signed certificate, which Pebble's root does not sign.
+    let before = curl(&proxy, &trusting_pebble, &proxy.url("/healthz"));
+    assert_eq!(before.exit, 60, "{before:?}");
+    let self_signed = served_serial(&proxy);
+
+    let acme_root = proxy.acme_root();
+    certbot(
+        state.path(),
+        &pebble,
+        &proxy,
+        &[
+            "certonly",
+            "--webroot-path",
+            acme_root.to_str().unwrap(),
+            "--domains",
+            SERVER_NAME,
+            "--email",
+            "ops@app.test",
+        ],
+    );
+    wait_until(
+        Duration::from_secs(10),
+        "nginx to serve the issued certificate",
+        || curl(&proxy, &trusting_pebble, &proxy.url("/healthz")).status == 200,
+    );
+    let issued = served_serial(&proxy);
+    assert_ne!(issued, self_signed);
+
+    // Renewal while a client keeps asking: every request is answered.
+    let stop = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicUsize::new(0));
+    let failures = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let load = {
+        let (stop, answered, failures) = (stop.clone(), answered.clone(), failures.clone());
+        let (https, root) = (proxy.https, root.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                let output = Command::new("curl")
+                    .args([
+                        "--silent",
+                        "--show-error",
+                        "--max-time",
+                        "5",
+                        "--output",
+                        "/dev/null",
+                    ])
+                    .args(["--write-out", "%{http_code}", "--cacert"])
+                    .arg(&root)
+                    .arg("--resolve")
+                    .arg(format!("{SERVER_NAME}:{https}:127.0.0.1"))
+                    .arg(format!("https://{SERVER_NAME}:{https}/healthz"))
+                    .output()
+                    .unwrap();
+                // Ten a second: within nginx's per-client rate, so every answer should be 200.
+                std::thread::sleep(Duration::from_millis(100));
+                if String::from_utf8_lossy(&output.stdout) == "200" {
+                    answered.fetch_add(1, Ordering::SeqCst);
+                } else {
+                    failures.lock().unwrap().push(format!(
+                        "{} {}",
+                        String::from_utf8_lossy(&output.stdout),
+                        String::from_utf8_lossy(&output.stderr)
+                    ));
+                }
+            }
+        })
+    };
+    wait_until(Duration::from_secs(10), "the client to get going", || {
+        answered.load(Ordering::SeqCst) >= 5
+    });
+    // The stack's twice-daily renewal keeps certbot's random delay; here it would only wait.
+    let renewed_output = certbot(
+        state.path(),
+        &pebble,
+        &proxy,
+        &["renew", "--force-renewal", "--no-random-sleep-on-renew"],
+    );
+    assert!(
+        String::from_utf8_lossy(&renewed_output.stdout).contains("deploy-hook: nginx now serves")
+            || String::from_utf8_lossy(&renewed_output.stderr).contains("deploy-hook"),
+        "the deploy hook did not run on renewal"
+    );
+    wait_until(
+        Duration::from_secs(10),
+        "nginx to serve the renewed certificate",
+        || served_serial(&proxy) != issued,
+    );
+    let after_renewal = answered.load(Ordering::SeqCst);
+    wait_until(
+        Duration::from_secs(10),
+        "requests after the renewal",
+        || answered.load(Ordering::SeqCst) >= after_renewal + 5,
+    );
+    stop.store(true, Ordering::SeqCst);
+    load.join().unwrap();
+    let failures = failures.lock().unwrap();
+    assert!(
+        failures.is_empty(),
+        "{} of {} requests failed during the renewal: {failures:?}",
+        failures.len(),
+        answered.load(Ordering::SeqCst) + failures.len()
+    );
+}
