@@ -71,11 +71,28 @@ fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-#[test]
-fn certbot_issues_and_renews_through_the_nginx_webroot() {
+/// app-web behind nginx with a certificate Pebble issued through certbot.
+struct Issued {
+    proxy: Proxy,
+    pebble: Pebble,
+    state: tempfile::TempDir,
+    root: std::path::PathBuf,
+    serial: String,
+    _app: RunningBinary,
+}
+
+/// Let's Encrypt's certificates are moving to 45 days.
+const LIFETIME_DAYS: u32 = 45;
+
+fn issue(lifetime_days: u32) -> Issued {
     let app = RunningBinary::start(&[]);
     let proxy = Proxy::start(app.address);
-    let pebble = Pebble::start(proxy.http).expect("start Pebble");
+    let pebble = Pebble::start(
+        Path::new(env!("CARGO_TARGET_TMPDIR")),
+        proxy.http,
+        lifetime_days,
+    )
+    .expect("start Pebble");
     let state = tempfile::tempdir().unwrap();
     let root = state.path().join("pebble-root.pem");
     pebble.write_root_certificate(&root).unwrap();
@@ -107,8 +124,28 @@ fn certbot_issues_and_renews_through_the_nginx_webroot() {
         "nginx to serve the issued certificate",
         || curl(&proxy, &trusting_pebble, &proxy.url("/healthz")).status == 200,
     );
-    let issued = served_serial(&proxy);
-    assert_ne!(issued, self_signed);
+    let serial = served_serial(&proxy);
+    assert_ne!(serial, self_signed);
+    Issued {
+        proxy,
+        pebble,
+        state,
+        root,
+        serial,
+        _app: app,
+    }
+}
+
+#[test]
+fn certbot_issues_and_renews_through_the_nginx_webroot() {
+    let Issued {
+        proxy,
+        pebble,
+        state,
+        root,
+        serial: issued,
+        _app,
+    } = issue(LIFETIME_DAYS);
 
     // Renewal while a client keeps asking: every request is answered.
     let stop = Arc::new(AtomicBool::new(false));
@@ -184,4 +221,95 @@ fn certbot_issues_and_renews_through_the_nginx_webroot() {
         failures.len(),
         answered.load(Ordering::SeqCst) + failures.len()
     );
+}
+
+#[test]
+fn testssl_grades_the_issued_setup_a_plus_with_nothing_of_medium_severity() {
+    // Let's Encrypt's 90-day certificates, still its default: testssl.sh warns (at medium
+    // severity) about any certificate with less than 60 days left, which a 45-day one always has.
+    let issued = issue(90);
+    let json = local_servers::testssl::run(
+        Path::new(env!("CARGO_TARGET_TMPDIR")),
+        SERVER_NAME,
+        issued.proxy.https,
+        &issued.root,
+    )
+    .expect("run testssl.sh");
+    let findings: Vec<serde_json::Value> = serde_json::from_str(&json).expect("testssl.sh JSON");
+    let field = |id: &str| {
+        findings
+            .iter()
+            .find(|finding| finding["id"] == id)
+            .map(|finding| finding["finding"].as_str().unwrap_or("").to_owned())
+            .unwrap_or_else(|| panic!("testssl.sh reported no {id}"))
+    };
+    let serious: Vec<&serde_json::Value> = findings
+        .iter()
+        .filter(|finding| {
+            matches!(
+                finding["severity"].as_str(),
+                Some("MEDIUM" | "HIGH" | "CRITICAL")
+            )
+        })
+        .collect();
+    eprintln!(
+        "testssl.sh: grade {}, {} findings, {} of medium severity or above",
+        field("overall_grade"),
+        findings.len(),
+        serious.len()
+    );
+    let described: Vec<String> = serious
+        .iter()
+        .map(|finding| {
+            format!(
+                "{} {}: {}",
+                finding["severity"], finding["id"], finding["finding"]
+            )
+        })
+        .collect();
+    assert!(serious.is_empty(), "{described:#?}");
+    for protocol in ["SSLv2", "SSLv3", "TLS1", "TLS1_1"] {
+        assert!(
+            field(protocol).starts_with("not offered"),
+            "{protocol}: {}",
+            field(protocol)
+        );
+    }
+    for protocol in ["TLS1_2", "TLS1_3"] {
+        assert!(
+            field(protocol).starts_with("offered"),
+            "{protocol}: {}",
+            field(protocol)
+        );
+    }
+    assert_eq!(field("overall_grade"), "A+");
+}
+
+/// The stack's twice-daily `certbot renew`: a 45-day certificate is left alone while more than
+/// 30 days remain, and one with 30 days or less is renewed, so a 45-day certificate is renewed
+/// with 30 days to spare.
+#[test]
+fn the_twice_daily_renewal_renews_once_30_days_or_less_remain() {
+    for (lifetime_days, due) in [(LIFETIME_DAYS, false), (29, true)] {
+        let issued = issue(lifetime_days);
+        let output = certbot(
+            issued.state.path(),
+            &issued.pebble,
+            &issued.proxy,
+            &["renew", "--no-random-sleep-on-renew"],
+        );
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        if due {
+            wait_until(Duration::from_secs(10), "the renewed certificate", || {
+                served_serial(&issued.proxy) != issued.serial
+            });
+        } else {
+            assert!(text.contains("not yet due for renewal"), "{text}");
+            assert_eq!(served_serial(&issued.proxy), issued.serial);
+        }
+    }
 }

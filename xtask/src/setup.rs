@@ -26,7 +26,8 @@ pub enum Purpose {
     /// reachable, and docker-compose.
     Containers,
     /// nginx in front of app-web in tests, and `cargo xtask nginx render`: the server, the
-    /// template renderer, certificates made for tests, and a real ACME flow (Pebble, certbot).
+    /// template renderer, certificates made for tests, and certbot for a real ACME flow
+    /// (Pebble and testssl.sh come from Debian 13, in a debootstrap chroot).
     Proxy,
 }
 
@@ -83,7 +84,6 @@ pub const SYSTEM_PACKAGES: &[SystemPackage] = &[
     package("nginx",                 "nginx",                Purpose::Proxy),
     package("gettext-base",          "gettext-envsubst",     Purpose::Proxy),
     package("openssl",               "openssl",              Purpose::Proxy),
-    package("pebble",                "pebble",               Purpose::Proxy),
     package("certbot",               "certbot",              Purpose::Proxy),
 ];
 

@@ -3,12 +3,14 @@
 //! from Debian 13's, on free loopback ports and unix sockets, stopped on drop; and a Docker
 //! engine, started when none runs.
 
+mod debian_chroot;
 mod docker_engine;
 pub mod nginx;
 mod pebble;
 mod pgbouncer;
 mod postgres;
 mod redis;
+pub mod testssl;
 
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -1,4 +1,5 @@
-//! Pebble, Let's Encrypt's ACME test server (Debian's pebble package), with
+//! Pebble, Let's Encrypt's ACME test server, from Debian 13's package in the chroot of
+//! [`crate::debian_chroot`] (Debian 12's Pebble 2.4 cannot set certificate lifetimes), with
 //! pebble-challtestsrv as its DNS server answering 127.0.0.1 for every name, so HTTP-01
 //! challenges for any test domain reach a server on this machine's `http_port`. Its root
 //! certificate is made anew at each start and read from its management API.
@@ -21,13 +22,16 @@ pub struct Pebble {
 }
 
 impl Pebble {
-    /// Starts Pebble validating HTTP-01 challenges on port `http_port` of 127.0.0.1.
-    pub fn start(http_port: u16) -> anyhow::Result<Self> {
+    /// Starts Pebble validating HTTP-01 challenges on port `http_port` of 127.0.0.1 and
+    /// issuing certificates that live `validity_days`; `cache` keeps the chroot.
+    pub fn start(cache: &Path, http_port: u16, validity_days: u32) -> anyhow::Result<Self> {
+        let root = crate::debian_chroot::trixie_tools(cache)?;
         let folder = tempfile::Builder::new()
             .prefix("local-pebble-")
-            .tempdir()
-            .context("create a folder for Pebble")?;
+            .tempdir_in(root.join("tmp"))
+            .context("create a folder for Pebble in its chroot")?;
         let dir = folder.path();
+        let inside = Path::new("/tmp").join(dir.file_name().context("a folder name")?);
         // The certificate Pebble's own API is served with.
         let output = Command::new("openssl")
             .args([
@@ -58,11 +62,20 @@ impl Pebble {
             free_port()?,
             free_port()?,
         );
-        let config = pebble_config(dir, port, management, http_port, tls_port);
+        let config = pebble_config(
+            &inside,
+            port,
+            management,
+            http_port,
+            tls_port,
+            validity_days,
+        );
         std::fs::write(dir.join("pebble.json"), config)?;
 
         let dns_log = std::fs::File::create(dir.join("challtestsrv.log"))?;
-        let dns = Command::new("pebble-challtestsrv")
+        let dns = Command::new("chroot")
+            .arg(&root)
+            .arg("pebble-challtestsrv")
             .args(["-dns01", &format!("127.0.0.1:{dns_port}")])
             .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
             .args(["-management", &format!("127.0.0.1:{dns_management}")])
@@ -74,9 +87,11 @@ impl Pebble {
                 "start pebble-challtestsrv (package pebble; `cargo xtask setup` installs it)",
             )?;
         let log = std::fs::File::create(dir.join("pebble.log"))?;
-        let pebble = Command::new("pebble")
+        let pebble = Command::new("chroot")
+            .arg(&root)
+            .arg("pebble")
             .arg("-config")
-            .arg(dir.join("pebble.json"))
+            .arg(inside.join("pebble.json"))
             .args(["-dnsserver", &format!("127.0.0.1:{dns_port}")])
             // No random sleeps before validating, no nonces rejected on purpose: the tests are
             // about this project, not certbot's retries.
@@ -85,7 +100,7 @@ impl Pebble {
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
-            .context("start pebble (package pebble; `cargo xtask setup` installs it)")?;
+            .context("start pebble in its chroot (needs root)")?;
         let pebble = Self {
             port,
             management,
@@ -136,9 +151,21 @@ impl Pebble {
     }
 }
 
-fn pebble_config(dir: &Path, port: u16, management: u16, http_port: u16, tls_port: u16) -> String {
+/// Pebble's configuration. Its certificates name a revocation URI, as Let's Encrypt's name
+/// their CRLs, so that a TLS scanner judges the server and not the test CA; the URI is on
+/// loopback and nothing there is asked.
+fn pebble_config(
+    dir: &Path,
+    port: u16,
+    management: u16,
+    http_port: u16,
+    tls_port: u16,
+    validity_days: u32,
+) -> String {
+    let ocsp_port = tls_port;
+    let validity_secs = u64::from(validity_days) * 24 * 3600;
     format!(
-        r#"{{"pebble": {{"listenAddress": "127.0.0.1:{port}", "managementListenAddress": "127.0.0.1:{management}", "certificate": "{cert}", "privateKey": "{key}", "httpPort": {http_port}, "tlsPort": {tls_port}, "ocspResponderURL": "", "externalAccountBindingRequired": false}}}}"#,
+        r#"{{"pebble": {{"listenAddress": "127.0.0.1:{port}", "managementListenAddress": "127.0.0.1:{management}", "certificate": "{cert}", "privateKey": "{key}", "httpPort": {http_port}, "tlsPort": {tls_port}, "ocspResponderURL": "http://127.0.0.1:{ocsp_port}/", "externalAccountBindingRequired": false, "certificateValidityPeriod": {validity_secs}}}}}"#,
         cert = dir.join("api-cert.pem").display(),
         key = dir.join("api-key.pem").display(),
     )

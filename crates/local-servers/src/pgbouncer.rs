@@ -1,9 +1,8 @@
-//! PgBouncer 1.24 from Debian 13's package, run in a chroot that debootstrap makes once per
-//! cache folder. Debian 12's own PgBouncer (1.18) predates `max_prepared_statements`, without
+//! PgBouncer 1.24 from Debian 13's package, run in the chroot of [`crate::debian_chroot`]. Debian 12's own PgBouncer (1.18) predates `max_prepared_statements`, without
 //! which sqlx's prepared statements fail in transaction mode. The chroot shares this machine's
 //! network, so PgBouncer listens on 127.0.0.1 like the other servers here. Needs root.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -11,48 +10,11 @@ use anyhow::Context;
 
 use crate::{free_port, wait_for};
 
-const SUITE: &str = "trixie";
-const MIRROR: &str = "http://deb.debian.org/debian";
-
 /// A PgBouncer on a free port of 127.0.0.1, killed on drop.
 pub struct PgBouncer {
     pub port: u16,
     work: tempfile::TempDir,
     server: Child,
-}
-
-/// The chroot with PgBouncer in `cache`, made on first use. Concurrent callers take turns; a
-/// half-made chroot never takes the final name.
-fn chroot(cache: &Path) -> anyhow::Result<PathBuf> {
-    let root = cache.join(format!("pgbouncer-{SUITE}"));
-    std::fs::create_dir_all(cache).with_context(|| format!("create {}", cache.display()))?;
-    let lock_path = cache.join(format!("pgbouncer-{SUITE}.lock"));
-    let lock = std::fs::File::create(&lock_path)
-        .with_context(|| format!("create {}", lock_path.display()))?;
-    lock.lock()
-        .with_context(|| format!("lock {}", lock_path.display()))?;
-    if root.join("usr/sbin/pgbouncer").exists() {
-        return Ok(root);
-    }
-    let partial = cache.join(format!("pgbouncer-{SUITE}.partial"));
-    if partial.exists() {
-        std::fs::remove_dir_all(&partial)
-            .with_context(|| format!("remove {}", partial.display()))?;
-    }
-    let output = Command::new("debootstrap")
-        .args(["--variant=minbase", "--include=pgbouncer", SUITE])
-        .arg(&partial)
-        .arg(MIRROR)
-        .output()
-        .context("run debootstrap (package debootstrap; `cargo xtask setup` installs it)")?;
-    anyhow::ensure!(
-        output.status.success(),
-        "debootstrap of Debian {SUITE} with pgbouncer failed:\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    std::fs::rename(&partial, &root).with_context(|| format!("rename into {}", root.display()))?;
-    Ok(root)
 }
 
 /// The uid and gid of `user` in the chroot's /etc/passwd.
@@ -75,7 +37,7 @@ impl PgBouncer {
         databases: &str,
         userlist: &str,
     ) -> anyhow::Result<Self> {
-        let root = chroot(cache)?;
+        let root = crate::debian_chroot::trixie_tools(cache)?;
         let run = root.join("run");
         let work = tempfile::Builder::new()
             .prefix("local-pgbouncer-")
