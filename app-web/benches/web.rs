@@ -5,10 +5,10 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
 use clap::Parser;
+use support::wrk::{self, Measurement};
 use support::{Postgres, Redis, RunningBinary};
 
 /// Load-test GET /api/notes?limit=20 with and without the cache.
@@ -31,76 +31,12 @@ struct Args {
     bench: bool,
 }
 
-/// What wrk measured.
-struct Measurement {
-    requests_per_sec: f64,
-    p99_ms: f64,
-    non_2xx: u64,
-}
-
-/// Reads wrk's `--latency` report.
-fn parse_wrk(report: &str) -> Measurement {
-    let requests_per_sec = report
-        .lines()
-        .find_map(|line| line.trim().strip_prefix("Requests/sec:"))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or_else(|| panic!("wrk printed no Requests/sec:\n{report}"));
-    let p99_ms = report
-        .lines()
-        .find_map(|line| line.trim().strip_prefix("99%"))
-        .map(|value| to_millis(value.trim()))
-        .unwrap_or_else(|| panic!("wrk printed no 99% latency:\n{report}"));
-    let non_2xx = report
-        .lines()
-        .find_map(|line| line.trim().strip_prefix("Non-2xx or 3xx responses:"))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or(0);
-    Measurement {
-        requests_per_sec,
-        p99_ms,
-        non_2xx,
-    }
-}
-
-/// wrk prints latencies as `812.00us`, `3.41ms` or `1.02s`.
-fn to_millis(value: &str) -> f64 {
-    let (number, scale) = if let Some(number) = value.strip_suffix("us") {
-        (number, 0.001)
-    } else if let Some(number) = value.strip_suffix("ms") {
-        (number, 1.0)
-    } else if let Some(number) = value.strip_suffix('s') {
-        (number, 1000.0)
-    } else {
-        panic!("wrk latency {value:?} has no unit")
-    };
-    number.parse::<f64>().expect("wrk latency is a number") * scale
-}
-
 fn drive(server: &RunningBinary, args: &Args) -> Measurement {
-    let output = Command::new("wrk")
-        .args([
-            "--threads",
-            "2",
-            "--connections",
-            &args.connections.to_string(),
-        ])
-        .args([
-            "--duration",
-            &format!("{}s", args.duration_secs),
-            "--timeout",
-            "5s",
-            "--latency",
-        ])
-        .arg(server.url("/api/notes?limit=20"))
-        .output()
-        .expect("run wrk (package wrk; `cargo xtask setup` installs it)");
-    let report = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "wrk failed: {report}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    parse_wrk(&report)
+    wrk::run(
+        &server.url("/api/notes?limit=20"),
+        args.connections,
+        args.duration_secs,
+    )
 }
 
 fn start_app(postgres: &Postgres, redis: Option<&Redis>) -> RunningBinary {

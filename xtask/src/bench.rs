@@ -28,6 +28,21 @@ impl flags::Bench {
                     ),
                 )
             }
+            flags::BenchSubject::Proxy {
+                duration_secs,
+                connections,
+            } => {
+                setup::require(sh, &[Purpose::Proxy, Purpose::Benchmarks])?;
+                let (duration_secs, connections) =
+                    (duration_secs.to_string(), connections.to_string());
+                step::run_command(
+                    "bench proxy",
+                    cmd!(
+                        sh,
+                        "cargo bench --locked --package app-web --bench proxy -- --duration-secs {duration_secs} --connections {connections}"
+                    ),
+                )
+            }
         }
     }
 }

@@ -100,6 +100,16 @@ pub enum BenchSubject {
         #[arg(long, default_value_t = 1000)]
         notes: u32,
     },
+    /// Requests/s and p99 through the project's nginx over TLS to app-web's GET /api/info,
+    /// against the same nginx serving a static file with the same bytes
+    Proxy {
+        /// Seconds of load per configuration
+        #[arg(long, default_value_t = 10)]
+        duration_secs: u64,
+        /// Connections wrk keeps open
+        #[arg(long, default_value_t = 32)]
+        connections: u32,
+    },
 }
 
 /// Build the app-web image from a dist folder and check it on a real Docker engine
@@ -201,6 +211,12 @@ pub struct NginxSettings {
     /// app-web's address
     #[arg(long, env = "NGINX_UPSTREAM", default_value = "127.0.0.1:8080")]
     pub upstream: String,
+    /// Steady request rate per client address, in nginx's syntax
+    #[arg(long, env = "NGINX_RATE_LIMIT", default_value = "20r/s")]
+    pub rate_limit: String,
+    /// Requests a client may send at once beyond that rate
+    #[arg(long, env = "NGINX_RATE_BURST", default_value = "40")]
+    pub rate_burst: String,
     /// Certificate chain (PEM) [default: Let's Encrypt's live folder for the server name]
     #[arg(long, env = "NGINX_CERTIFICATE")]
     pub certificate: Option<String>,

@@ -31,6 +31,8 @@ fn render(sh: &Shell, settings: flags::NginxSettings) -> anyhow::Result<()> {
                 .unwrap_or_else(|| format!("https://{}", settings.server_name)),
         ),
         ("NGINX_UPSTREAM", settings.upstream),
+        ("NGINX_RATE_LIMIT", settings.rate_limit),
+        ("NGINX_RATE_BURST", settings.rate_burst),
         (
             "NGINX_CERTIFICATE",
             settings

@@ -27,7 +27,21 @@ pub struct Proxy {
 }
 
 impl Proxy {
+    /// nginx for app.test with the shipped rate limit.
     pub fn start(upstream: SocketAddr) -> Self {
+        Self::start_for(upstream, SERVER_NAME, ("20r/s", 40), "")
+    }
+
+    /// nginx for `server_name`, limiting each client address to `rate_limit` (a rate and a
+    /// burst), with
+    /// `extra_locations` added to the HTTPS server before its catch-all location (for the
+    /// benchmark's static baseline; the tests add nothing).
+    pub fn start_for(
+        upstream: SocketAddr,
+        server_name: &str,
+        rate_limit: (&str, u32),
+        extra_locations: &str,
+    ) -> Self {
         let folder = tempfile::Builder::new()
             .prefix("nginx-test-")
             .tempdir()
@@ -43,7 +57,11 @@ impl Proxy {
         ] {
             std::fs::create_dir_all(root.join(sub)).unwrap();
         }
-        let linked = link_certificate(&root.join("certs"), "self-signed", &[]);
+        let linked = link_certificate(
+            &root.join("certs"),
+            "self-signed",
+            &[("NGINX_SERVER_NAME", server_name)],
+        );
         assert!(
             linked.status.success(),
             "{}",
@@ -53,7 +71,9 @@ impl Proxy {
         let key = root.join("certs/current/privkey.pem");
         let (http, https) = (free_port().unwrap(), free_port().unwrap());
         let values: BTreeMap<String, String> = [
-            ("NGINX_SERVER_NAME", SERVER_NAME.to_owned()),
+            ("NGINX_SERVER_NAME", server_name.to_owned()),
+            ("NGINX_RATE_LIMIT", rate_limit.0.to_owned()),
+            ("NGINX_RATE_BURST", rate_limit.1.to_string()),
             ("NGINX_HTTP_LISTEN", format!("127.0.0.1:{http}")),
             ("NGINX_HTTPS_LISTEN", format!("127.0.0.1:{https}")),
             (
@@ -74,6 +94,15 @@ impl Proxy {
         .collect();
         local_servers::nginx::render(&nginx_dir(), &root.join("conf"), &values)
             .expect("render the nginx template");
+        if !extra_locations.is_empty() {
+            let config = root.join("conf/nginx.conf");
+            let text = std::fs::read_to_string(&config).unwrap();
+            let at = text
+                .rfind("        location / {")
+                .expect("the HTTPS server has a catch-all location");
+            let text = format!("{}{extra_locations}\n{}", &text[..at], &text[at..]);
+            std::fs::write(&config, text).unwrap();
+        }
         let nginx = Nginx::start(
             &root.join("conf"),
             &root.join("runtime"),

@@ -1,0 +1,91 @@
+//! Load benchmark of nginx in front of app-web, run by `cargo xtask bench proxy`: the
+//! project's nginx configuration over TLS (HTTP/1.1 keep-alive, as wrk speaks it) proxying
+//! GET /api/info to release app-web, next to the same nginx serving a static file with the
+//! very same bytes, in the same run, and the ratio between them.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use clap::Parser;
+use support::RunningBinary;
+use support::proxy::Proxy;
+use support::wrk::{self, Measurement};
+
+/// Load-test nginx proxying to app-web against nginx serving a static file.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Seconds wrk drives each configuration
+    #[arg(long, default_value_t = 10)]
+    duration_secs: u64,
+
+    /// Open connections wrk keeps
+    #[arg(long, default_value_t = 32)]
+    connections: u32,
+
+    /// Passed by `cargo bench`; ignored
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+/// wrk sends the URL's host as SNI and cannot be told an address for a name, so the bench
+/// serves `localhost`.
+const SERVER_NAME: &str = "localhost";
+
+fn main() {
+    let args = Args::parse();
+    let app = RunningBinary::start(&["--log-filter", "warn,app_web::server=info"]);
+    let body = std::process::Command::new("curl")
+        .args(["--silent", "--fail"])
+        .arg(app.url("/api/info"))
+        .output()
+        .expect("run curl");
+    assert!(body.status.success(), "app-web answers /api/info");
+
+    let static_root = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        static_root.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::write(static_root.path().join("baseline.json"), &body.stdout).unwrap();
+    // The baseline goes through the same TLS, headers and rate limiting, but nginx answers
+    // from disk instead of asking app-web.
+    let baseline = format!(
+        "        location = /baseline.json {{\n            limit_req zone=per_client burst=100000 nodelay;\n            include snippets/security-headers.conf;\n            root {};\n        }}\n",
+        static_root.path().display()
+    );
+    // A rate and burst no benchmark reaches (nginx counts in milliseconds, so at tens of
+    // thousands of requests a second the burst matters too): this measures the proxy, not
+    // the limiter.
+    let proxy = Proxy::start_for(app.address, SERVER_NAME, ("1000000r/s", 100_000), &baseline);
+    let url = |path: &str| format!("https://{SERVER_NAME}:{}{path}", proxy.https);
+
+    eprintln!(
+        "bench proxy: {}-byte answers over TLS; wrk with {} connections for {}s per run",
+        body.stdout.len(),
+        args.connections,
+        args.duration_secs
+    );
+    let proxied = wrk::run(&url("/api/info"), args.connections, args.duration_secs);
+    let static_file = wrk::run(&url("/baseline.json"), args.connections, args.duration_secs);
+
+    println!(
+        "{:<32} {:>12} {:>10} {:>8}",
+        "configuration", "requests/s", "p99 ms", "non-2xx"
+    );
+    let rows: [(&str, &Measurement); 2] = [
+        ("nginx -> app-web /api/info", &proxied),
+        ("nginx static file (baseline)", &static_file),
+    ];
+    for (name, measurement) in rows {
+        println!(
+            "{:<32} {:>12.0} {:>10.2} {:>8}",
+            name, measurement.requests_per_sec, measurement.p99_ms, measurement.non_2xx
+        );
+    }
+    println!(
+        "ratio (proxied / static): {:.2}x requests/s, {:.2}x p99",
+        proxied.requests_per_sec / static_file.requests_per_sec,
+        proxied.p99_ms / static_file.p99_ms
+    );
+}

@@ -1,0 +1,71 @@
+//! wrk, the load generator of the benchmarks: a run over loopback and its `--latency` report.
+
+use std::process::Command;
+
+/// What wrk measured.
+pub struct Measurement {
+    pub requests_per_sec: f64,
+    pub p99_ms: f64,
+    pub non_2xx: u64,
+}
+
+/// Reads wrk's `--latency` report.
+pub fn parse(report: &str) -> Measurement {
+    let requests_per_sec = report
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("Requests/sec:"))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("wrk printed no Requests/sec:\n{report}"));
+    let p99_ms = report
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("99%"))
+        .map(|value| to_millis(value.trim()))
+        .unwrap_or_else(|| panic!("wrk printed no 99% latency:\n{report}"));
+    let non_2xx = report
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("Non-2xx or 3xx responses:"))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0);
+    Measurement {
+        requests_per_sec,
+        p99_ms,
+        non_2xx,
+    }
+}
+
+/// wrk prints latencies as `812.00us`, `3.41ms` or `1.02s`.
+fn to_millis(value: &str) -> f64 {
+    let (number, scale) = if let Some(number) = value.strip_suffix("us") {
+        (number, 0.001)
+    } else if let Some(number) = value.strip_suffix("ms") {
+        (number, 1.0)
+    } else if let Some(number) = value.strip_suffix('s') {
+        (number, 1000.0)
+    } else {
+        panic!("wrk latency {value:?} has no unit")
+    };
+    number.parse::<f64>().expect("wrk latency is a number") * scale
+}
+
+/// Drives `url` with wrk (two threads) and reads its report.
+pub fn run(url: &str, connections: u32, duration_secs: u64) -> Measurement {
+    let output = Command::new("wrk")
+        .args(["--threads", "2", "--connections", &connections.to_string()])
+        .args([
+            "--duration",
+            &format!("{duration_secs}s"),
+            "--timeout",
+            "5s",
+            "--latency",
+        ])
+        .arg(url)
+        .output()
+        .expect("run wrk (package wrk; `cargo xtask setup` installs it)");
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "wrk failed: {report}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    parse(&report)
+}
