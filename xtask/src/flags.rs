@@ -184,7 +184,7 @@ pub struct Nginx {
 pub enum NginxCommand {
     /// Fill in the template's settings and write nginx.conf and snippets/ to a folder; with
     /// --check, also have nginx test the result
-    Render(NginxSettings),
+    Render(Box<NginxSettings>),
 }
 
 /// The settings of nginx/nginx.conf.template; each is also read from its environment variable.

@@ -13,7 +13,7 @@ impl flags::Nginx {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
         setup::require(sh, &[Purpose::Proxy])?;
         match self.command {
-            flags::NginxCommand::Render(settings) => render(sh, settings),
+            flags::NginxCommand::Render(settings) => render(sh, *settings),
         }
     }
 }
