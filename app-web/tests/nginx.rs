@@ -217,3 +217,74 @@ fn request_ids_pass_through_or_are_made_and_tls_is_1_2_or_1_3_over_http2() {
         assert_eq!(answer.status == 200, accepted, "{flags:?}: {answer:?}");
     }
 }
+
+/// The nginx image renders the template at start with nginx/docker-entrypoint.sh; it must
+/// produce what `cargo xtask nginx render` and these tests produce.
+#[test]
+fn the_image_entrypoint_renders_the_template_as_xtask_does() {
+    let values: Vec<(String, String)> = [
+        "SERVER_NAME=app.example.org",
+        "HTTP_LISTEN=80",
+        "HTTPS_LISTEN=443",
+        "HTTPS_ORIGIN=https://app.example.org",
+        "UPSTREAM=app-web:8080",
+        "RATE_LIMIT=20r/s",
+        "RATE_BURST=40",
+        "CERTIFICATE=/etc/nginx/certs/current/fullchain.pem",
+        "CERTIFICATE_KEY=/etc/nginx/certs/current/privkey.pem",
+        "ACME_ROOT=/var/www/acme",
+        "RUNTIME_DIR=/run/nginx",
+    ]
+    .iter()
+    .map(|pair| {
+        let (name, value) = pair.split_once('=').unwrap();
+        (format!("NGINX_{name}"), value.to_owned())
+    })
+    .collect();
+    let out = tempfile::tempdir().unwrap();
+    let by_xtask = out.path().join("xtask");
+    local_servers::nginx::render(
+        &support::proxy::nginx_dir(),
+        &by_xtask,
+        &values.iter().cloned().collect(),
+    )
+    .unwrap();
+    let by_entrypoint = out.path().join("entrypoint");
+    let status = std::process::Command::new("sh")
+        .arg(support::proxy::nginx_dir().join("docker-entrypoint.sh"))
+        .arg("render")
+        .arg(&by_entrypoint)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .envs(values.iter().map(|(name, value)| (name, value)))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for file in [
+        "nginx.conf",
+        "snippets/security-headers.conf",
+        "snippets/proxy-to-app-web.conf",
+    ] {
+        assert_eq!(
+            std::fs::read_to_string(by_entrypoint.join(file)).unwrap(),
+            std::fs::read_to_string(by_xtask.join(file)).unwrap(),
+            "{file}"
+        );
+    }
+
+    let missing = std::process::Command::new("sh")
+        .arg(support::proxy::nginx_dir().join("docker-entrypoint.sh"))
+        .arg("render")
+        .arg(out.path().join("incomplete"))
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("NGINX_SERVER_NAME", "app.example.org")
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("NGINX_UPSTREAM"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+}

@@ -56,7 +56,32 @@ fn docker_compose_accepts_the_stack_and_resolves_it_as_intended() {
         .map(|key| key.as_str().unwrap())
         .collect();
     names.sort();
-    assert_eq!(names, ["app-web", "migrate", "postgres", "redis"]);
+    assert_eq!(
+        names,
+        [
+            "app-web", "certbot", "migrate", "nginx", "postgres", "redis"
+        ]
+    );
+    let nginx = &services["nginx"];
+    assert_eq!(
+        nginx["environment"]["NGINX_SERVER_NAME"].as_str(),
+        Some("app.example.org")
+    );
+    assert_eq!(
+        strings(&nginx["ports"]),
+        ["127.0.0.1:80:80/tcp", "127.0.0.1:443:443/tcp"]
+    );
+    assert_eq!(
+        nginx["depends_on"]["app-web"]["condition"].as_str(),
+        Some("service_healthy")
+    );
+    let certbot = &services["certbot"];
+    assert_eq!(certbot["pid"].as_str(), Some("service:nginx"));
+    assert_eq!(
+        certbot["environment"]["CERTBOT_SERVER"].as_str(),
+        Some("https://acme-staging-v02.api.letsencrypt.org/directory"),
+        "staging until .env says production"
+    );
 
     let app = &services["app-web"];
     assert_eq!(app["image"].as_str(), Some("app-web:test"));

@@ -215,7 +215,10 @@ pub fn problems(text: &str, complete: bool) -> Vec<String> {
         }
         for port in service["ports"].as_vec().into_iter().flatten() {
             let port = port.as_str().unwrap_or("");
-            if !port.starts_with("127.0.0.1:") {
+            // Loopback, or a variable whose default is loopback (a server's .env opens it up).
+            let loopback = port.starts_with("127.0.0.1:")
+                || (port.starts_with("${") && port.contains(":-127.0.0.1:"));
+            if !loopback {
                 problems.push(format!(
                     "{name}: port {port:?} must be published on 127.0.0.1 only"
                 ));
@@ -298,7 +301,7 @@ services:
     environment:
       POSTGRES_PASSWORD: hunter2
       URL: postgres://app:hunter2@db/app
-    ports: ["5432:5432"]
+    ports: ["5432:5432", "${DB_PORT:-5432}:5432", "${OK_PORT:-127.0.0.1:5433}:5432"]
     depends_on: [cache]
   web:
     image: ${APP_WEB_IMAGE:?}
@@ -316,6 +319,7 @@ services:
         "db: POSTGRES_PASSWORD looks like a secret",
         "db: URL has a password in its URL",
         "db: port \"5432:5432\" must be published on 127.0.0.1 only",
+        "db: port \"${DB_PORT:-5432}:5432\" must be published on 127.0.0.1 only",
         "web: app containers run with read_only: true",
         "web: app containers drop every capability",
         "web: app containers set no-new-privileges:true",
@@ -325,7 +329,7 @@ services:
             "missing {expected:?} in {found:#?}"
         );
     }
-    assert_eq!(found.len(), 11, "{found:#?}");
+    assert_eq!(found.len(), 12, "{found:#?}");
 }
 
 #[test]

@@ -104,8 +104,13 @@ pub fn problems(text: &str, runtime: bool) -> Vec<String> {
             _ => {}
         }
     }
+    // A Dockerfile may run as root when a comment line starting `# root:` says why.
+    let root_explained = text
+        .lines()
+        .any(|line| line.trim_start().starts_with("# root:"));
     match user_in_stage.as_deref() {
         None => problems.push("the final stage sets no USER".to_owned()),
+        Some(_) if root_explained => {}
         Some(user)
             if user == "root"
                 || user == "0"
@@ -204,4 +209,7 @@ fn the_rules_catch_what_they_name() {
         problems("FROM ${BASE_IMAGE}\nUSER 1\n", false)[0]
             .starts_with("FROM ${BASE_IMAGE} is neither")
     );
+    let explained =
+        "FROM debian:12\n# root: it binds port 1 and drops privileges itself\nUSER root\n";
+    assert_eq!(problems(explained, false), Vec::<String>::new());
 }
