@@ -38,10 +38,19 @@ impl flags::Docker {
         match self.command {
             flags::DockerCommand::Base {
                 tag,
+                with_apt,
                 suite,
                 mirror,
                 force,
-            } => base::make(sh, &tag, &suite, &mirror, force),
+            } => {
+                let variant = if with_apt {
+                    base::Variant::WithApt
+                } else {
+                    base::Variant::Runtime
+                };
+                let tag = tag.unwrap_or_else(|| variant.default_tag().to_owned());
+                base::make(sh, &tag, variant, &suite, &mirror, force)
+            }
             flags::DockerCommand::Build {
                 dist,
                 base_image,

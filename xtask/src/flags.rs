@@ -124,9 +124,14 @@ pub enum DockerCommand {
     /// Make a Debian base image with debootstrap and `docker import` it, for machines that
     /// cannot pull one; pass it to `build --base-image`
     Base {
-        /// Name to import the image as
-        #[arg(long, default_value = crate::docker::base::DEFAULT_TAG)]
-        tag: String,
+        /// Name to import the image as [default: app-base/debian-cc:bookworm, or
+        /// app-base/debian:bookworm-minbase with --with-apt]
+        #[arg(long)]
+        tag: Option<String>,
+        /// Keep the whole minbase system, with a shell and apt, in place of debian:<suite>-slim
+        /// for Dockerfiles that install packages (docker/nginx.Dockerfile)
+        #[arg(long)]
+        with_apt: bool,
         /// Debian release to bootstrap
         #[arg(long, default_value = "bookworm")]
         suite: String,

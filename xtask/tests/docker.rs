@@ -456,3 +456,161 @@ fn the_source_build_recompiles_only_app_web_after_a_source_change() {
     let user = docker_text(&["image", "inspect", "--format", "{{.Config.User}}", &tag]);
     assert_eq!(user, "65532:65532");
 }
+
+/// The compose stack's nginx image, built from docker/nginx.Dockerfile on a Debian base made
+/// here: Debian 12's nginx in it accepts the project's configuration, rendered by the image's
+/// own entrypoint, and serves it with the security headers over HTTP/2 while confined as
+/// compose confines it. Ports are published on 127.0.0.1 only.
+#[test]
+fn the_nginx_image_serves_the_project_configuration_on_debians_nginx() {
+    let _engine = DockerEngine::ensure().unwrap();
+    let base = "app-base/debian:bookworm-minbase";
+    assert_success(
+        &xtask(&["docker", "base", "--with-apt", "--tag", base]),
+        "xtask docker base --with-apt",
+    );
+    let tag = format!("xtask-test/nginx-{}:1", std::process::id());
+    let _images = Images(vec![tag.clone()]);
+    let built = Command::new(docker_client())
+        .current_dir(project_root())
+        .args(["build", "--file", "docker/nginx.Dockerfile"])
+        .args([
+            "--build-arg",
+            &format!("BASE_IMAGE={base}"),
+            "--tag",
+            &tag,
+            ".",
+        ])
+        .output()
+        .unwrap();
+    assert_success(&built, "docker build of docker/nginx.Dockerfile");
+
+    let settings = [
+        "NGINX_SERVER_NAME=app.test",
+        "NGINX_HTTP_LISTEN=80",
+        "NGINX_HTTPS_LISTEN=443",
+        "NGINX_HTTPS_ORIGIN=https://app.test",
+        // Nothing listens there: app-web's absence shows as 502.
+        "NGINX_UPSTREAM=127.0.0.1:9",
+        "NGINX_RATE_LIMIT=20r/s",
+        "NGINX_RATE_BURST=40",
+        "NGINX_CERT_DIR=/etc/nginx/certs",
+        "NGINX_CERTIFICATE=/etc/nginx/certs/current/fullchain.pem",
+        "NGINX_CERTIFICATE_KEY=/etc/nginx/certs/current/privkey.pem",
+        "NGINX_ACME_ROOT=/var/www/acme",
+        "NGINX_RUNTIME_DIR=/run/nginx",
+    ];
+    let mut args = vec![
+        "run",
+        "--detach",
+        "--read-only",
+        "--cap-drop=ALL",
+        "--cap-add=CHOWN",
+        "--cap-add=SETUID",
+        "--cap-add=SETGID",
+        "--security-opt=no-new-privileges",
+        "--tmpfs=/var/log/nginx",
+        "--tmpfs=/run/nginx",
+        "--tmpfs=/etc/nginx/certs",
+        "--publish=127.0.0.1::80",
+        "--publish=127.0.0.1::443",
+    ];
+    for setting in &settings {
+        args.extend(["--env", setting]);
+    }
+    args.push(&tag);
+    let container = docker_text(&args);
+    struct Remove(String);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = docker(&["rm", "--force", &self.0]);
+        }
+    }
+    let _remove = Remove(container.clone());
+    let port = |inside: &str| {
+        docker_text(&["port", &container, inside])
+            .lines()
+            .find_map(|line| line.strip_prefix("127.0.0.1:").map(str::to_owned))
+            .unwrap_or_else(|| panic!("{inside} is not published on 127.0.0.1"))
+    };
+    let (http, https) = (port("80/tcp"), port("443/tcp"));
+    let curl = |url: &str| {
+        Command::new("curl")
+            .args([
+                "--silent",
+                "--insecure",
+                "--max-time",
+                "5",
+                "--output",
+                "/dev/null",
+            ])
+            .args([
+                "--dump-header",
+                "-",
+                "--write-out",
+                "%{http_code} %{http_version}",
+            ])
+            .args(["--resolve", &format!("app.test:{https}:127.0.0.1")])
+            .args(["--resolve", &format!("app.test:{http}:127.0.0.1")])
+            .arg(url)
+            .output()
+            .unwrap()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let answer = loop {
+        let output = curl(&format!("https://app.test:{https}/healthz"));
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        if text.ends_with("502 2") {
+            break text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nginx in the image did not answer: {text}\n{}",
+            docker_text(&["logs", &container])
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    for header in [
+        "strict-transport-security:",
+        "content-security-policy:",
+        "x-request-id:",
+    ] {
+        assert!(
+            answer.to_ascii_lowercase().contains(header),
+            "{header} missing:\n{answer}"
+        );
+    }
+    let redirect = curl(&format!("http://app.test:{http}/x"));
+    assert!(
+        String::from_utf8_lossy(&redirect.stdout).ends_with("308 1.1"),
+        "{}",
+        String::from_utf8_lossy(&redirect.stdout)
+    );
+
+    // The image's nginx is the machine's, the one every other test runs.
+    let in_image = docker(&["exec", &container, "nginx", "-v"]);
+    let here = Command::new("nginx").arg("-v").output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&in_image.stderr),
+        String::from_utf8_lossy(&here.stderr)
+    );
+
+    // The master runs as root to read the keys; its workers as www-data.
+    let master = docker_text(&["inspect", "--format", "{{.State.Pid}}", &container]);
+    let children =
+        std::fs::read_to_string(format!("/proc/{master}/task/{master}/children")).unwrap();
+    let workers: Vec<&str> = children.split_whitespace().collect();
+    assert!(!workers.is_empty(), "nginx has no workers");
+    for worker in workers {
+        let status = std::fs::read_to_string(format!("/proc/{worker}/status")).unwrap();
+        let uid = status
+            .lines()
+            .find_map(|line| line.strip_prefix("Uid:"))
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_owned();
+        assert_eq!(uid, "33", "worker {worker} runs as {uid}, not www-data");
+    }
+}

@@ -1,8 +1,9 @@
-//! `cargo xtask docker base`: a distroless-style Debian base for machines that cannot pull
-//! `gcr.io/distroless/cc-debian12`. debootstrap makes a minbase Debian root, and only the files
-//! of the runtime packages distroless/cc also carries (glibc, libgcc, libstdc++, time zones,
-//! base-files) go into the image, with a `nonroot` user 65532 and no shell or package manager.
-//! The result is `docker import`ed.
+//! `cargo xtask docker base`: Debian bases for machines that cannot pull images, made with
+//! debootstrap (a minbase root) and `docker import`. By default a distroless-style one in
+//! place of `gcr.io/distroless/cc-debian12`: only the files of the runtime packages
+//! distroless/cc also carries (glibc, libgcc, libstdc++, time zones, base-files), a `nonroot`
+//! user 65532, no shell or package manager. With `--with-apt` the whole minbase system, in
+//! place of `debian:bookworm-slim` for Dockerfiles that install packages.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -12,7 +13,23 @@ use xshell::{Shell, cmd};
 
 use crate::{path, step};
 
-pub const DEFAULT_TAG: &str = "app-base/debian-cc:bookworm";
+/// What the base keeps of the bootstrapped system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    /// Only the runtime packages, like distroless/cc.
+    Runtime,
+    /// All of minbase, with a shell and apt, like debian:<suite>-slim.
+    WithApt,
+}
+
+impl Variant {
+    pub fn default_tag(self) -> &'static str {
+        match self {
+            Variant::Runtime => "app-base/debian-cc:bookworm",
+            Variant::WithApt => "app-base/debian:bookworm-minbase",
+        }
+    }
+}
 
 /// The Debian packages whose files the base keeps: what a dynamically linked Rust binary needs,
 /// as in distroless/cc.
@@ -21,7 +38,14 @@ const RUNTIME_PACKAGES: &[&str] = &["base-files", "libc6", "libgcc-s1", "libstdc
 const PASSWD: &str = "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n";
 const GROUP: &str = "root:x:0:\nnonroot:x:65532:\n";
 
-pub fn make(sh: &Shell, tag: &str, suite: &str, mirror: &str, force: bool) -> anyhow::Result<()> {
+pub fn make(
+    sh: &Shell,
+    tag: &str,
+    variant: Variant,
+    suite: &str,
+    mirror: &str,
+    force: bool,
+) -> anyhow::Result<()> {
     if !force && super::image_exists(sh, tag) {
         eprintln!("xtask: {tag} is already on the engine; --force makes it again");
         return Ok(());
@@ -48,18 +72,41 @@ pub fn make(sh: &Shell, tag: &str, suite: &str, mirror: &str, force: bool) -> an
         .map(drop)
     })?;
     let tarball = work.path().join("rootfs.tar");
-    step::run_with_spinner("keep the runtime packages", || {
-        let admin_dir = rootfs.join("var/lib/dpkg");
-        let listed = step::captured(cmd!(
-            sh,
-            "dpkg-query --admindir={admin_dir} --listfiles {RUNTIME_PACKAGES...}"
-        ))?;
-        let entries = resolve_entries(&rootfs, listed.lines())?;
-        write_root_tar(&rootfs, &entries, &tarball)
-    })?;
+    if variant == Variant::WithApt {
+        step::run_with_spinner("pack the whole system", || {
+            // Package lists and downloads are of no use in an image; apt-get update refills them.
+            for folder in ["var/cache/apt/archives", "var/lib/apt/lists"] {
+                let folder = rootfs.join(folder);
+                for entry in std::fs::read_dir(&folder)
+                    .with_context(|| format!("list {}", folder.display()))?
+                {
+                    let entry = entry?;
+                    if entry.file_type()?.is_file() {
+                        std::fs::remove_file(entry.path())?;
+                    }
+                }
+            }
+            step::captured(cmd!(sh, "tar --numeric-owner -C {rootfs} -cf {tarball} .")).map(drop)
+        })?;
+    } else {
+        step::run_with_spinner("keep the runtime packages", || {
+            let admin_dir = rootfs.join("var/lib/dpkg");
+            let listed = step::captured(cmd!(
+                sh,
+                "dpkg-query --admindir={admin_dir} --listfiles {RUNTIME_PACKAGES...}"
+            ))?;
+            let entries = resolve_entries(&rootfs, listed.lines())?;
+            write_root_tar(&rootfs, &entries, &tarball)
+        })?;
+    }
     let docker = super::client();
     let packages = RUNTIME_PACKAGES.join(" ");
-    let message = format!("{packages} from debootstrap --variant=minbase {suite} {mirror}");
+    let message = match variant {
+        Variant::Runtime => {
+            format!("{packages} from debootstrap --variant=minbase {suite} {mirror}")
+        }
+        Variant::WithApt => format!("debootstrap --variant=minbase {suite} {mirror}"),
+    };
     step::run_with_spinner(&format!("import {tag}"), || {
         step::captured(cmd!(
             sh,
