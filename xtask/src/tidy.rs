@@ -3,6 +3,7 @@
 
 mod compose;
 mod dockerfile;
+mod nginx;
 
 use xshell::{Shell, cmd};
 
