@@ -224,3 +224,45 @@ pub fn curl(proxy: &Proxy, extra: &[&str], url: &str) -> Answer {
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
 }
+
+/// `count` requests to `url` as fast as one client can send them: one curl process, one
+/// kept-alive connection. What came back, in order.
+pub fn burst(proxy: &Proxy, url: &str, count: usize) -> Vec<Answer> {
+    let mut command = Command::new("curl");
+    command
+        .args(["--silent", "--max-time", "30", "--dump-header", "-"])
+        .arg("--resolve")
+        .arg(format!("{SERVER_NAME}:{}:127.0.0.1", proxy.https))
+        .arg("--cacert")
+        .arg(proxy.certificate());
+    for _ in 0..count {
+        command.args(["--output", "/dev/null", url]);
+    }
+    let output = command.output().expect("run curl");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let mut answers: Vec<Answer> = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("HTTP/") {
+            let mut fields = rest.split_whitespace();
+            let http_version = fields.next().unwrap_or("").to_owned();
+            let status = fields
+                .next()
+                .and_then(|code| code.parse().ok())
+                .unwrap_or(0);
+            answers.push(Answer {
+                exit: output.status.code().unwrap_or(-1),
+                status,
+                headers: Vec::new(),
+                http_version,
+                stderr: String::new(),
+            });
+        } else if let (Some(answer), Some((name, value))) =
+            (answers.last_mut(), line.split_once(':'))
+        {
+            answer
+                .headers
+                .push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+        }
+    }
+    answers
+}

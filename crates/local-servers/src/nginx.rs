@@ -130,12 +130,13 @@ impl Nginx {
             String::from_utf8_lossy(&test.stderr)
         );
         let stderr = std::fs::File::create(&log)?;
+        let stdout = std::fs::File::create(runtime_dir.join("nginx.stdout"))?;
         let server = Command::new("nginx")
             .arg("-c")
             .arg(&config)
             .args(["-g", "daemon off;"])
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(stderr)
             .spawn()
             .context("start nginx")?;
@@ -175,6 +176,11 @@ impl Nginx {
     /// The pid file nginx writes in its runtime folder.
     pub fn pid_file(&self) -> PathBuf {
         self.runtime.join("nginx.pid")
+    }
+
+    /// What nginx has written to stdout so far: its access log.
+    pub fn access_log(&self) -> String {
+        std::fs::read_to_string(self.runtime.join("nginx.stdout")).unwrap_or_default()
     }
 
     /// What nginx has written to stderr so far (its error log).
