@@ -14,13 +14,8 @@ use support::wrk::{self, Measurement};
 /// Load-test nginx proxying to app-web against nginx serving a static file.
 #[derive(Debug, Parser)]
 struct Args {
-    /// Seconds wrk drives each configuration
-    #[arg(long, default_value_t = 10)]
-    duration_secs: u64,
-
-    /// Open connections wrk keeps
-    #[arg(long, default_value_t = 32)]
-    connections: u32,
+    #[command(flatten)]
+    load: wrk::Load,
 
     /// Passed by `cargo bench`; ignored
     #[arg(long, hide = true)]
@@ -63,11 +58,11 @@ fn main() {
     eprintln!(
         "bench proxy: {}-byte answers over TLS; wrk with {} connections for {}s per run",
         body.stdout.len(),
-        args.connections,
-        args.duration_secs
+        args.load.connections,
+        args.load.duration_secs
     );
-    let proxied = wrk::run(&url("/api/info"), args.connections, args.duration_secs);
-    let static_file = wrk::run(&url("/baseline.json"), args.connections, args.duration_secs);
+    let proxied = wrk::run(&url("/api/info"), &args.load);
+    let static_file = wrk::run(&url("/baseline.json"), &args.load);
 
     println!(
         "{:<32} {:>12} {:>10} {:>8}",

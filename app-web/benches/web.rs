@@ -14,13 +14,8 @@ use support::{Postgres, Redis, RunningBinary};
 /// Load-test GET /api/notes?limit=20 with and without the cache.
 #[derive(Debug, Parser)]
 struct Args {
-    /// Seconds wrk drives each configuration
-    #[arg(long, default_value_t = 10)]
-    duration_secs: u64,
-
-    /// Open connections wrk keeps
-    #[arg(long, default_value_t = 32)]
-    connections: u32,
+    #[command(flatten)]
+    load: wrk::Load,
 
     /// Notes in the database before the run
     #[arg(long, default_value_t = 1000)]
@@ -32,11 +27,7 @@ struct Args {
 }
 
 fn drive(server: &RunningBinary, args: &Args) -> Measurement {
-    wrk::run(
-        &server.url("/api/notes?limit=20"),
-        args.connections,
-        args.duration_secs,
-    )
+    wrk::run(&server.url("/api/notes?limit=20"), &args.load)
 }
 
 fn start_app(postgres: &Postgres, redis: Option<&Redis>) -> RunningBinary {
@@ -74,7 +65,7 @@ fn main() {
     });
     eprintln!(
         "bench web: {} notes; wrk with {} connections for {}s per run on GET /api/notes?limit=20",
-        args.notes, args.connections, args.duration_secs
+        args.notes, args.load.connections, args.load.duration_secs
     );
 
     let with_cache = drive(&cached, &args);

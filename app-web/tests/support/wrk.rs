@@ -2,6 +2,18 @@
 
 use std::process::Command;
 
+/// How hard and how long wrk drives each configuration; the benchmarks' shared flags.
+#[derive(Debug, clap::Args)]
+pub struct Load {
+    /// Seconds wrk drives each configuration
+    #[arg(long, default_value_t = 10)]
+    pub duration_secs: u64,
+
+    /// Open connections wrk keeps
+    #[arg(long, default_value_t = 32)]
+    pub connections: u32,
+}
+
 /// What wrk measured.
 pub struct Measurement {
     pub requests_per_sec: f64,
