@@ -59,13 +59,18 @@ fn to_millis(value: &str) -> f64 {
     number.parse::<f64>().expect("wrk latency is a number") * scale
 }
 
-/// Drives `url` with wrk (two threads) and reads its report.
-pub fn run(url: &str, connections: u32, duration_secs: u64) -> Measurement {
+/// Drives `url` with wrk (two threads) as `load` says and reads its report.
+pub fn run(url: &str, load: &Load) -> Measurement {
     let output = Command::new("wrk")
-        .args(["--threads", "2", "--connections", &connections.to_string()])
+        .args([
+            "--threads",
+            "2",
+            "--connections",
+            &load.connections.to_string(),
+        ])
         .args([
             "--duration",
-            &format!("{duration_secs}s"),
+            &format!("{}s", load.duration_secs),
             "--timeout",
             "5s",
             "--latency",
