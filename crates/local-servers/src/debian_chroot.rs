@@ -1,7 +1,8 @@
 //! Debian 13 tools that Debian 12 has only in older versions, in a chroot that debootstrap
 //! makes once per cache folder: PgBouncer 1.24 (prepared statements in transaction mode),
-//! testssl.sh 3.2 (which grades a server) and Pebble 2.6 (which sets certificate lifetimes). A chroot shares this machine's network, so what
-//! runs in it reaches servers on 127.0.0.1 like everything else here. Needs root.
+//! testssl.sh 3.2 (which grades a server) and Pebble 2.6 (which sets certificate lifetimes).
+//! A chroot shares this machine's network, so what runs in it reaches servers on 127.0.0.1
+//! like everything else here. Needs root.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -49,4 +50,15 @@ pub fn trixie_tools(cache: &Path) -> anyhow::Result<PathBuf> {
     }
     std::fs::rename(&partial, &root).with_context(|| format!("rename into {}", root.display()))?;
     Ok(root)
+}
+
+/// A temporary folder in the chroot's /tmp for one run of a tool: the folder, and its path as
+/// the tool inside the chroot sees it.
+pub fn work_dir(root: &Path, prefix: &str) -> anyhow::Result<(tempfile::TempDir, PathBuf)> {
+    let work = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(root.join("tmp"))
+        .with_context(|| format!("create a folder in the chroot {}", root.display()))?;
+    let inside = Path::new("/tmp").join(work.path().file_name().context("a folder name")?);
+    Ok((work, inside))
 }

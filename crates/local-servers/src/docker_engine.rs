@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::wait_for;
+use crate::{wait_for, wait_until_up};
 
 /// The docker client to run: `$DOCKER` when set, else `docker` from `PATH`.
 pub fn docker_client() -> OsString {
@@ -55,25 +55,19 @@ impl DockerEngine {
             .stderr(engine.log.reopen()?)
             .spawn()
             .context("no Docker engine answers and dockerd does not start; install docker.io (`cargo xtask setup`) and run as root")?;
-        engine.daemon = Some(daemon);
-        let started = wait_for(Duration::from_secs(60), "dockerd to answer", || {
-            engine_answers() || engine.has_exited()
-        });
-        if started.is_err() || engine.has_exited() {
-            anyhow::bail!("dockerd did not come up; its log:\n{}", engine.log_text());
-        }
+        let up = wait_until_up(
+            engine.daemon.insert(daemon),
+            Duration::from_secs(60),
+            "dockerd to answer",
+            engine_answers,
+        );
+        up.with_context(|| format!("dockerd's log:\n{}", engine.log_text()))?;
         Ok(engine)
     }
 
     /// Whether this guard started the daemon (and will stop it).
     pub fn started_here(&self) -> bool {
         self.daemon.is_some()
-    }
-
-    fn has_exited(&mut self) -> bool {
-        self.daemon
-            .as_mut()
-            .is_some_and(|daemon| matches!(daemon.try_wait(), Ok(Some(_))))
     }
 
     fn log_text(&self) -> String {

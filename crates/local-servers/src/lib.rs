@@ -1,7 +1,7 @@
 //! Real servers started on this machine for tests, benchmarks and `cargo xtask docker smoke`:
-//! PostgreSQL (initdb in a temporary folder) and Redis from the machine's packages, PgBouncer
-//! from Debian 13's, on free loopback ports and unix sockets, stopped on drop; and a Docker
-//! engine, started when none runs.
+//! PostgreSQL (initdb in a temporary folder), Redis and nginx from the machine's packages,
+//! PgBouncer, Pebble and testssl.sh from Debian 13's, on free loopback ports and unix sockets,
+//! stopped on drop; and a Docker engine, started when none runs.
 
 mod debian_chroot;
 mod docker_engine;
@@ -12,7 +12,7 @@ mod postgres;
 mod redis;
 pub mod testssl;
 
-use std::process::Command;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 pub use docker_engine::{DockerEngine, docker_client};
@@ -45,10 +45,54 @@ pub fn wait_for(
     Ok(())
 }
 
+/// Waits until the just-started `server` is `ready`, failing at once when it exits instead,
+/// or after `limit`. Callers add the server's log to the error.
+fn wait_until_up(
+    server: &mut Child,
+    limit: Duration,
+    what: &str,
+    mut ready: impl FnMut() -> bool,
+) -> anyhow::Result<()> {
+    let mut exit = None;
+    let waited = wait_for(limit, what, || {
+        if let Ok(Some(status)) = server.try_wait() {
+            exit = Some(status);
+            return true;
+        }
+        ready()
+    });
+    if let Some(status) = exit {
+        anyhow::bail!("gave up waiting for {what}: the process exited ({status})");
+    }
+    waited
+}
+
 fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
         .map(|out| out.stdout.starts_with(b"0\n"))
         .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_that_exits_at_start_fails_the_wait_naming_its_exit() {
+        let mut server = Command::new("false").spawn().unwrap();
+        let err = wait_until_up(
+            &mut server,
+            Duration::from_secs(30),
+            "false to listen",
+            || false,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("gave up waiting for false to listen: the process exited"),
+            "{err}"
+        );
+    }
 }

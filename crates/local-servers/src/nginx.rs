@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::wait_for;
+use crate::{wait_for, wait_until_up};
 
 /// The template's file name inside the nginx folder.
 pub const TEMPLATE: &str = "nginx.conf.template";
@@ -102,7 +102,6 @@ pub fn render(source: &Path, out: &Path, values: &BTreeMap<String, String>) -> a
 
 /// Debian's nginx running a rendered configuration, stopped on drop.
 pub struct Nginx {
-    config: PathBuf,
     runtime: PathBuf,
     server: Child,
     log: PathBuf,
@@ -141,36 +140,18 @@ impl Nginx {
             .spawn()
             .context("start nginx")?;
         let mut nginx = Self {
-            config,
             runtime: runtime_dir.to_path_buf(),
             server,
             log,
         };
-        let started = wait_for(Duration::from_secs(10), "nginx to listen", || {
-            std::net::TcpStream::connect(ready).is_ok()
-                || matches!(nginx.server.try_wait(), Ok(Some(_)))
-        });
-        if started.is_err() || matches!(nginx.server.try_wait(), Ok(Some(_))) {
-            anyhow::bail!("nginx did not start: {}", nginx.log());
-        }
-        Ok(nginx)
-    }
-
-    /// Asks the running nginx to reload its configuration and certificates (SIGHUP), as a
-    /// certbot deploy hook does.
-    pub fn reload(&self) -> anyhow::Result<()> {
-        let output = Command::new("nginx")
-            .arg("-c")
-            .arg(&self.config)
-            .args(["-s", "reload"])
-            .output()
-            .context("run nginx -s reload")?;
-        anyhow::ensure!(
-            output.status.success(),
-            "nginx -s reload failed: {}",
-            String::from_utf8_lossy(&output.stderr)
+        let up = wait_until_up(
+            &mut nginx.server,
+            Duration::from_secs(10),
+            "nginx to listen",
+            || std::net::TcpStream::connect(ready).is_ok(),
         );
-        Ok(())
+        up.with_context(|| format!("nginx's error log:\n{}", nginx.log()))?;
+        Ok(nginx)
     }
 
     /// The pid file nginx writes in its runtime folder.

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::{free_port, wait_for};
+use crate::{free_port, wait_until_up};
 
 /// Pebble and its DNS server, killed on drop.
 pub struct Pebble {
@@ -26,12 +26,8 @@ impl Pebble {
     /// issuing certificates that live `validity_days`; `cache` keeps the chroot.
     pub fn start(cache: &Path, http_port: u16, validity_days: u32) -> anyhow::Result<Self> {
         let root = crate::debian_chroot::trixie_tools(cache)?;
-        let folder = tempfile::Builder::new()
-            .prefix("local-pebble-")
-            .tempdir_in(root.join("tmp"))
-            .context("create a folder for Pebble in its chroot")?;
+        let (folder, inside) = crate::debian_chroot::work_dir(&root, "local-pebble-")?;
         let dir = folder.path();
-        let inside = Path::new("/tmp").join(dir.file_name().context("a folder name")?);
         // The certificate Pebble's own API is served with.
         let output = Command::new("openssl")
             .args([
@@ -83,9 +79,7 @@ impl Pebble {
             .stdout(dns_log.try_clone()?)
             .stderr(dns_log)
             .spawn()
-            .context(
-                "start pebble-challtestsrv (package pebble; `cargo xtask setup` installs it)",
-            )?;
+            .context("start pebble-challtestsrv in its chroot (needs root)")?;
         let log = std::fs::File::create(dir.join("pebble.log"))?;
         let pebble = Command::new("chroot")
             .arg(&root)
@@ -101,18 +95,23 @@ impl Pebble {
             .stderr(log)
             .spawn()
             .context("start pebble in its chroot (needs root)")?;
-        let pebble = Self {
+        let mut pebble = Self {
             port,
             management,
             folder,
             pebble,
             dns,
         };
-        wait_for(Duration::from_secs(15), "Pebble to listen", || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-                && std::net::TcpStream::connect(("127.0.0.1", management)).is_ok()
-        })
-        .with_context(|| format!("Pebble did not start: {}", pebble.log()))?;
+        let up = wait_until_up(
+            &mut pebble.pebble,
+            Duration::from_secs(15),
+            "Pebble to listen",
+            || {
+                std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                    && std::net::TcpStream::connect(("127.0.0.1", management)).is_ok()
+            },
+        );
+        up.with_context(|| format!("Pebble's log:\n{}", pebble.log()))?;
         Ok(pebble)
     }
 
@@ -163,12 +162,20 @@ fn pebble_config(
     validity_days: u32,
 ) -> String {
     let ocsp_port = tls_port;
-    let validity_secs = u64::from(validity_days) * 24 * 3600;
-    format!(
-        r#"{{"pebble": {{"listenAddress": "127.0.0.1:{port}", "managementListenAddress": "127.0.0.1:{management}", "certificate": "{cert}", "privateKey": "{key}", "httpPort": {http_port}, "tlsPort": {tls_port}, "ocspResponderURL": "http://127.0.0.1:{ocsp_port}/", "externalAccountBindingRequired": false, "certificateValidityPeriod": {validity_secs}}}}}"#,
-        cert = dir.join("api-cert.pem").display(),
-        key = dir.join("api-key.pem").display(),
-    )
+    serde_json::json!({
+        "pebble": {
+            "listenAddress": format!("127.0.0.1:{port}"),
+            "managementListenAddress": format!("127.0.0.1:{management}"),
+            "certificate": dir.join("api-cert.pem"),
+            "privateKey": dir.join("api-key.pem"),
+            "httpPort": http_port,
+            "tlsPort": tls_port,
+            "ocspResponderURL": format!("http://127.0.0.1:{ocsp_port}/"),
+            "externalAccountBindingRequired": false,
+            "certificateValidityPeriod": u64::from(validity_days) * 24 * 3600,
+        }
+    })
+    .to_string()
 }
 
 impl Drop for Pebble {

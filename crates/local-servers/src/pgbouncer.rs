@@ -1,5 +1,6 @@
-//! PgBouncer 1.24 from Debian 13's package, run in the chroot of [`crate::debian_chroot`]. Debian 12's own PgBouncer (1.18) predates `max_prepared_statements`, without
-//! which sqlx's prepared statements fail in transaction mode. The chroot shares this machine's
+//! PgBouncer 1.24 from Debian 13's package, run in the chroot of [`crate::debian_chroot`].
+//! Debian 12's own PgBouncer (1.18) predates `max_prepared_statements`, without which sqlx's
+//! prepared statements fail in transaction mode. The chroot shares this machine's
 //! network, so PgBouncer listens on 127.0.0.1 like the other servers here. Needs root.
 
 use std::path::Path;
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::{free_port, wait_for};
+use crate::{free_port, wait_until_up};
 
 /// A PgBouncer on a free port of 127.0.0.1, killed on drop.
 pub struct PgBouncer {
@@ -38,12 +39,7 @@ impl PgBouncer {
         userlist: &str,
     ) -> anyhow::Result<Self> {
         let root = crate::debian_chroot::trixie_tools(cache)?;
-        let run = root.join("run");
-        let work = tempfile::Builder::new()
-            .prefix("local-pgbouncer-")
-            .tempdir_in(&run)
-            .context("create a folder for PgBouncer in its chroot")?;
-        let inside = Path::new("/run").join(work.path().file_name().context("a folder name")?);
+        let (work, inside) = crate::debian_chroot::work_dir(&root, "local-pgbouncer-")?;
         std::fs::copy(config, work.path().join("base.ini"))
             .with_context(|| format!("copy {}", config.display()))?;
         std::fs::write(work.path().join("userlist.txt"), userlist)?;
@@ -72,13 +68,13 @@ impl PgBouncer {
             .spawn()
             .context("start pgbouncer in its chroot (needs root)")?;
         let mut bouncer = Self { port, work, server };
-        let listening = wait_for(Duration::from_secs(15), "PgBouncer to listen", || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-                || matches!(bouncer.server.try_wait(), Ok(Some(_)))
-        });
-        if listening.is_err() || matches!(bouncer.server.try_wait(), Ok(Some(_))) {
-            anyhow::bail!("PgBouncer did not start:\n{}", bouncer.log());
-        }
+        let up = wait_until_up(
+            &mut bouncer.server,
+            Duration::from_secs(15),
+            "PgBouncer to listen",
+            || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        );
+        up.with_context(|| format!("PgBouncer's log:\n{}", bouncer.log()))?;
         Ok(bouncer)
     }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::{free_port, is_root, wait_for};
+use crate::{free_port, is_root, wait_for, wait_until_up};
 
 /// How to start the server beyond the defaults (trust authentication, `postgres` superuser,
 /// 127.0.0.1 on a free port, a unix socket in [`Postgres::socket_dir`]).
@@ -133,14 +133,7 @@ impl Postgres {
     }
 
     fn is_ready(&self) -> bool {
-        bin_dir().is_ok_and(|dir| {
-            Command::new(dir.join("pg_isready"))
-                .arg("-h")
-                .arg(self.socket_dir())
-                .args(["-p", &self.port.to_string(), "-q"])
-                .status()
-                .is_ok_and(|status| status.success())
-        })
+        accepts_connections(&self.socket_dir(), self.port)
     }
 
     /// Starts (or restarts) the server and waits until it accepts connections.
@@ -173,23 +166,14 @@ impl Postgres {
             .stderr(log)
             .spawn()
             .context("start postgres")?;
-        self.server = Some(server);
-        wait_for(
+        let (socket_dir, port) = (self.socket_dir(), self.port);
+        let up = wait_until_up(
+            self.server.insert(server),
             Duration::from_secs(30),
             "PostgreSQL to accept connections",
-            || self.is_ready() || self.has_exited(),
-        )?;
-        if self.has_exited() {
-            self.server = None;
-            anyhow::bail!("PostgreSQL exited at start:\n{}", self.log());
-        }
-        Ok(())
-    }
-
-    fn has_exited(&mut self) -> bool {
-        self.server
-            .as_mut()
-            .is_some_and(|server| matches!(server.try_wait(), Ok(Some(_))))
+            || accepts_connections(&socket_dir, port),
+        );
+        up.with_context(|| format!("PostgreSQL's log:\n{}", self.log()))
     }
 
     /// What the server has logged so far.
@@ -237,6 +221,18 @@ impl Drop for Postgres {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Whether the server on `socket_dir` and `port` accepts connections (pg_isready).
+fn accepts_connections(socket_dir: &Path, port: u16) -> bool {
+    bin_dir().is_ok_and(|dir| {
+        Command::new(dir.join("pg_isready"))
+            .arg("-h")
+            .arg(socket_dir)
+            .args(["-p", &port.to_string(), "-q"])
+            .status()
+            .is_ok_and(|status| status.success())
+    })
 }
 
 fn set_mode(path: &Path, mode: u32) -> anyhow::Result<()> {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::{free_port, wait_for};
+use crate::{free_port, wait_until_up};
 
 /// How to start Redis beyond the defaults (no password, no persistence, 127.0.0.1 on a free
 /// port, a unix socket in its folder).
@@ -69,10 +69,6 @@ impl Redis {
         self.folder.path().join("redis.sock")
     }
 
-    fn is_ready(&self) -> bool {
-        std::os::unix::net::UnixStream::connect(self.socket()).is_ok()
-    }
-
     pub fn resume(&mut self) -> anyhow::Result<()> {
         anyhow::ensure!(self.server.is_none(), "Redis is already running");
         let log = std::fs::File::create(self.folder.path().join("server.log"))
@@ -103,13 +99,14 @@ impl Redis {
             .context(
                 "start redis-server (package redis-server; `cargo xtask setup` installs it)",
             )?;
-        self.server = Some(server);
-        let ready = wait_for(
+        let socket = self.socket();
+        let up = wait_until_up(
+            self.server.insert(server),
             Duration::from_secs(10),
             "Redis to accept connections",
-            || self.is_ready(),
+            || std::os::unix::net::UnixStream::connect(&socket).is_ok(),
         );
-        ready.with_context(|| format!("Redis did not start; its log:\n{}", self.log()))
+        up.with_context(|| format!("Redis's log:\n{}", self.log()))
     }
 
     /// What the server has logged so far.

@@ -11,11 +11,7 @@ use anyhow::Context;
 /// `ca_file` in addition to the usual roots, and returns its flat JSON output.
 pub fn run(cache: &Path, host: &str, port: u16, ca_file: &Path) -> anyhow::Result<String> {
     let root = crate::debian_chroot::trixie_tools(cache)?;
-    let work = tempfile::Builder::new()
-        .prefix("local-testssl-")
-        .tempdir_in(root.join("tmp"))
-        .context("create a folder for testssl.sh in its chroot")?;
-    let inside = Path::new("/tmp").join(work.path().file_name().context("a folder name")?);
+    let (work, inside) = crate::debian_chroot::work_dir(&root, "local-testssl-")?;
     std::fs::copy(ca_file, work.path().join("ca.pem"))
         .with_context(|| format!("copy {}", ca_file.display()))?;
     // In a mount and pid namespace of its own with a fresh /proc, which testssl.sh reads:
