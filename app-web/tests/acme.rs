@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use local_servers::Pebble;
 use support::RunningBinary;
@@ -102,12 +102,8 @@ fn served_serial(proxy: &Proxy) -> String {
     String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
 
-fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !done() {
-        assert!(Instant::now() < deadline, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+fn wait_until(limit: Duration, what: &str, done: impl FnMut() -> bool) {
+    local_servers::wait_for(limit, what, done).unwrap();
 }
 
 /// app-web behind nginx with a certificate Pebble issued through certbot.

@@ -193,26 +193,26 @@ fn request_ids_pass_through_or_are_made_and_tls_is_1_2_or_1_3_over_http2() {
     assert_eq!(given.header("x-request-id"), Some("trace-abc.123"));
     // The access log is JSON lines on stdout, carrying the same id. nginx writes the line
     // once the answer is sent, so it may come a moment after curl is done.
-    let find_logged = || {
-        proxy
-            .nginx
-            .access_log()
-            .lines()
-            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-            .find(|record| record["request_id"] == "trace-abc.123")
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    let logged = loop {
-        if let Some(record) = find_logged() {
-            break record;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no JSON access log line:\n{}",
-            proxy.nginx.access_log()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+    let mut logged = None;
+    let found = local_servers::wait_for(
+        std::time::Duration::from_secs(5),
+        "the JSON access log line",
+        || {
+            logged = proxy
+                .nginx
+                .access_log()
+                .lines()
+                .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+                .find(|record| record["request_id"] == "trace-abc.123");
+            logged.is_some()
+        },
+    );
+    assert!(
+        found.is_ok(),
+        "no JSON access log line:\n{}",
+        proxy.nginx.access_log()
+    );
+    let logged = logged.unwrap();
     assert_eq!(logged["method"], "GET");
     assert_eq!(logged["uri"], "/api/info");
     assert_eq!(logged["status"], 200);

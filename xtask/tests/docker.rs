@@ -556,20 +556,21 @@ fn the_nginx_image_serves_the_project_configuration_on_debians_nginx() {
             .output()
             .unwrap()
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let answer = loop {
-        let output = curl(&format!("https://app.test:{https}/healthz"));
-        let text = String::from_utf8_lossy(&output.stdout).into_owned();
-        if text.ends_with("502 2") {
-            break text;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "nginx in the image did not answer: {text}\n{}",
-            docker_text(&["logs", &container])
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    };
+    let mut answer = String::new();
+    let answered = local_servers::wait_for(
+        std::time::Duration::from_secs(20),
+        "nginx in the image to answer",
+        || {
+            let output = curl(&format!("https://app.test:{https}/healthz"));
+            answer = String::from_utf8_lossy(&output.stdout).into_owned();
+            answer.ends_with("502 2")
+        },
+    );
+    assert!(
+        answered.is_ok(),
+        "nginx in the image did not answer: {answer}\n{}",
+        docker_text(&["logs", &container])
+    );
     for header in [
         "strict-transport-security:",
         "content-security-policy:",

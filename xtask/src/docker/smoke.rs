@@ -164,19 +164,14 @@ fn write_secret(path: &Path, value: &str) -> anyhow::Result<()> {
         .with_context(|| format!("chown {} to {NONROOT} (run as root)", path.display()))
 }
 
-/// Polls `probe` every 200 ms until it gives a value.
+/// Polls `probe` until it gives a value, with [`local_servers::wait_for`].
 fn wait<T>(limit: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(value) = probe() {
-            return Ok(value);
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "gave up waiting for {what} after {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let mut value = None;
+    local_servers::wait_for(limit, what, || {
+        value = probe();
+        value.is_some()
+    })?;
+    value.context("the probe gave a value")
 }
 
 /// One request with curl; the status and the body.
