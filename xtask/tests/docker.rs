@@ -274,6 +274,8 @@ fn write_dist_with(binary: &Path, dist: &Path) {
         }],
     });
     std::fs::write(dist.join("dist-manifest.json"), manifest.to_string()).unwrap();
+    let sums = format!("{}  {file}\n", sha256(&dist.join(&file)));
+    std::fs::write(dist.join("SHA256SUMS"), sums).unwrap();
 }
 
 #[test]

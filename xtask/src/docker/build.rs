@@ -1,5 +1,5 @@
 //! `cargo xtask docker build`: docker/app-web.Dockerfile around the app-web binary taken from a
-//! dist folder's server archive, after checking that archive against its manifest and the
+//! dist folder's server archive, after checking that folder against its manifest and the
 //! binary's glibc requirement against the base image.
 
 use std::path::{Path, PathBuf};
@@ -8,9 +8,9 @@ use anyhow::Context;
 use xshell::{Shell, cmd};
 
 use super::glibc::{self, GlibcVersion};
-use crate::dist::checksums;
-use crate::dist::manifest::{self, Manifest};
+use crate::dist::manifest;
 use crate::dist::targets::{self, ArtifactKind};
+use crate::dist::verify;
 use crate::workspace::Product;
 use crate::{path, step};
 
@@ -36,7 +36,13 @@ pub fn build(
         dist.display(),
         manifest::FILE_NAME
     );
-    let manifest = Manifest::read(&manifest_path)?;
+    // The whole dist folder is checked against its manifest and SHA256SUMS, as `verify` does.
+    let manifest = verify::verify_dist(dist).with_context(|| {
+        format!(
+            "{} does not check out; run `cargo xtask dist` again",
+            dist.display()
+        )
+    })?;
     let archive = manifest
         .artifacts
         .iter()
@@ -48,13 +54,6 @@ pub fn build(
             )
         })?;
     let archive_path = dist.join(&archive.file);
-    let sha256 = checksums::sha256_file(&archive_path)?;
-    anyhow::ensure!(
-        sha256 == archive.sha256,
-        "{} does not match its manifest (sha256 {sha256}, manifest says {}); run `cargo xtask dist` again",
-        archive_path.display(),
-        archive.sha256
-    );
 
     let context = tempfile::Builder::new()
         .prefix("xtask-docker-context-")
