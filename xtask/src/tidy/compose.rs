@@ -68,9 +68,8 @@ pub fn image_is_pinned(image: &str) -> bool {
     if let Some(variable) = image.strip_prefix("${") {
         return variable.contains(":?") && image.ends_with('}');
     }
-    let name_end = image.rfind('/').map_or(0, |slash| slash + 1);
-    match image[name_end..].split_once(':') {
-        Some((_, tag)) => tag != "latest" && tag.chars().any(|c| c.is_ascii_digit()),
+    match image_tag(image) {
+        Some(tag) => tag != "latest" && tag.chars().any(|c| c.is_ascii_digit()),
         None => image.contains("@sha256:"),
     }
 }
@@ -79,11 +78,17 @@ pub fn image_is_pinned(image: &str) -> bool {
 /// need no more: distroless, the default runtime base, publishes no numbered tags, and its
 /// `nonroot` tag follows Debian 12's security updates, which a runtime base should.
 pub fn image_has_explicit_tag(image: &str) -> bool {
-    let name_end = image.rfind('/').map_or(0, |slash| slash + 1);
-    match image[name_end..].split_once(':') {
-        Some((_, tag)) => tag != "latest" && !tag.is_empty(),
+    match image_tag(image) {
+        Some(tag) => tag != "latest" && !tag.is_empty(),
         None => image.contains("@sha256:"),
     }
+}
+
+/// The tag of `image`: what follows `:` in the last part of its name (a registry's port comes
+/// before a `/`, so it is not taken for one).
+fn image_tag(image: &str) -> Option<&str> {
+    let name_end = image.rfind('/').map_or(0, |slash| slash + 1);
+    image[name_end..].split_once(':').map(|(_, tag)| tag)
 }
 
 /// Whether an environment variable's name says it holds a secret.
