@@ -9,7 +9,7 @@ mod support;
 use clap::Parser;
 use support::RunningBinary;
 use support::proxy::Proxy;
-use support::wrk::{self, Measurement};
+use support::wrk;
 
 /// Load-test nginx proxying to app-web against nginx serving a static file.
 #[derive(Debug, Parser)]
@@ -64,23 +64,9 @@ fn main() {
     let proxied = wrk::run(&url("/api/info"), &args.load);
     let static_file = wrk::run(&url("/baseline.json"), &args.load);
 
-    println!(
-        "{:<32} {:>12} {:>10} {:>8}",
-        "configuration", "requests/s", "p99 ms", "non-2xx"
-    );
-    let rows: [(&str, &Measurement); 2] = [
+    wrk::print_against_baseline(
         ("nginx -> app-web /api/info", &proxied),
         ("nginx static file (baseline)", &static_file),
-    ];
-    for (name, measurement) in rows {
-        println!(
-            "{:<32} {:>12.0} {:>10.2} {:>8}",
-            name, measurement.requests_per_sec, measurement.p99_ms, measurement.non_2xx
-        );
-    }
-    println!(
-        "ratio (proxied / static): {:.2}x requests/s, {:.2}x p99",
-        proxied.requests_per_sec / static_file.requests_per_sec,
-        proxied.p99_ms / static_file.p99_ms
+        "proxied / static",
     );
 }

@@ -74,22 +74,9 @@ fn main() {
     let without_cache = drive(&uncached, &args);
     drop(uncached);
 
-    println!(
-        "{:<22} {:>12} {:>10} {:>8}",
-        "configuration", "requests/s", "p99 ms", "non-2xx"
-    );
-    for (name, measurement) in [
+    wrk::print_against_baseline(
         ("redis cache", &with_cache),
         ("no cache (baseline)", &without_cache),
-    ] {
-        println!(
-            "{:<22} {:>12.0} {:>10.2} {:>8}",
-            name, measurement.requests_per_sec, measurement.p99_ms, measurement.non_2xx
-        );
-    }
-    println!(
-        "ratio (cache / no cache): {:.2}x requests/s, {:.2}x p99",
-        with_cache.requests_per_sec / without_cache.requests_per_sec,
-        with_cache.p99_ms / without_cache.p99_ms
+        "cache / no cache",
     );
 }

@@ -86,3 +86,31 @@ pub fn run(url: &str, load: &Load) -> Measurement {
     );
     parse(&report)
 }
+
+/// Prints `subject` and `baseline` as a table, then their ratio as `ratio (<ratio_name>): ...`.
+pub fn print_against_baseline(
+    subject: (&str, &Measurement),
+    baseline: (&str, &Measurement),
+    ratio_name: &str,
+) {
+    let width = [subject.0, baseline.0, "configuration"]
+        .iter()
+        .map(|name| name.len())
+        .max()
+        .unwrap_or(0);
+    println!(
+        "{:<width$} {:>12} {:>10} {:>8}",
+        "configuration", "requests/s", "p99 ms", "non-2xx"
+    );
+    for (name, measurement) in [subject, baseline] {
+        println!(
+            "{:<width$} {:>12.0} {:>10.2} {:>8}",
+            name, measurement.requests_per_sec, measurement.p99_ms, measurement.non_2xx
+        );
+    }
+    println!(
+        "ratio ({ratio_name}): {:.2}x requests/s, {:.2}x p99",
+        subject.1.requests_per_sec / baseline.1.requests_per_sec,
+        subject.1.p99_ms / baseline.1.p99_ms
+    );
+}
