@@ -7,7 +7,7 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -16,45 +16,13 @@ use local_servers::Pebble;
 use support::RunningBinary;
 use support::proxy::{Proxy, SERVER_NAME, curl, nginx_dir};
 
-/// certbot with the project's cli.ini, its state in `state`, talking to `pebble`.
-fn certbot(state: &Path, pebble: &Pebble, proxy: &Proxy, args: &[&str]) -> Output {
-    let output = Command::new("certbot")
-        .arg("--config")
-        .arg(nginx_dir().join("certbot/cli.ini"))
-        .args(["--server", &pebble.directory()])
-        .arg("--config-dir")
-        .arg(state.join("config"))
-        .arg("--work-dir")
-        .arg(state.join("work"))
-        .arg("--logs-dir")
-        .arg(state.join("logs"))
-        .arg("--deploy-hook")
-        .arg(format!(
-            "sh {}",
-            nginx_dir().join("certbot/deploy-hook.sh").display()
-        ))
-        .args(args)
-        // certbot must trust Pebble's API; the certificates it issues chain to another root.
-        .env("REQUESTS_CA_BUNDLE", pebble.api_certificate())
-        .env("NGINX_CERT_DIR", proxy.cert_dir())
-        .env("NGINX_PID_FILE", proxy.nginx.pid_file())
-        .output()
-        .expect("run certbot (package certbot; `cargo xtask setup` installs it)");
-    assert!(
-        output.status.success(),
-        "certbot {args:?} failed:\n{}{}\nPebble:\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
-        pebble.log()
-    );
-    output
-}
-
 /// nginx/certbot/run.sh, the stack's certbot service, once round its loop, with certbot's
-/// state in `state`; its output.
-fn run_certbot_service(state: &Path, pebble: &Pebble, proxy: &Proxy) -> String {
+/// state in `state` and `extra` passed on to certbot; its output. The stack's twice-daily
+/// renewal keeps certbot's random delay; here it would only wait.
+fn run_certbot_service(state: &Path, pebble: &Pebble, proxy: &Proxy, extra: &[&str]) -> String {
     let output = Command::new("sh")
         .arg(nginx_dir().join("certbot/run.sh"))
+        .args(extra)
         .arg("--work-dir")
         .arg(state.join("work"))
         .arg("--logs-dir")
@@ -67,6 +35,7 @@ fn run_certbot_service(state: &Path, pebble: &Pebble, proxy: &Proxy) -> String {
         .env("CERTBOT_HEARTBEAT", state.join("heartbeat"))
         .env("CERTBOT_ONCE", "1")
         .env("ACME_ROOT", proxy.acme_root())
+        // certbot must trust Pebble's API; the certificates it issues chain to another root.
         .env("REQUESTS_CA_BUNDLE", pebble.api_certificate())
         .env("NGINX_CERT_DIR", proxy.cert_dir())
         .env("NGINX_PID_FILE", proxy.nginx.pid_file())
@@ -142,7 +111,7 @@ fn issue(lifetime_days: u32) -> Issued {
 
     // The stack's certbot service: the first certificate, then one renewal attempt, which
     // renews only a certificate with 30 days or less left.
-    let service = run_certbot_service(state.path(), &pebble, &proxy);
+    let service = run_certbot_service(state.path(), &pebble, &proxy, &[]);
     assert!(
         service.contains("Successfully received certificate"),
         "{service}"
@@ -225,16 +194,11 @@ fn certbot_issues_and_renews_through_the_nginx_webroot() {
     wait_until(Duration::from_secs(10), "the client to get going", || {
         answered.load(Ordering::SeqCst) >= 5
     });
-    // The stack's twice-daily renewal keeps certbot's random delay; here it would only wait.
-    let renewed_output = certbot(
-        state.path(),
-        &pebble,
-        &proxy,
-        &["renew", "--force-renewal", "--no-random-sleep-on-renew"],
-    );
+    // The certbot service's renewal, forced.
+    let renewed_output = run_certbot_service(state.path(), &pebble, &proxy, &["--force-renewal"]);
     assert!(
-        String::from_utf8_lossy(&renewed_output.stdout).contains("deploy-hook: nginx now serves")
-            || String::from_utf8_lossy(&renewed_output.stderr).contains("deploy-hook"),
+        renewed_output.contains("deploy-hook: nginx now serves")
+            || renewed_output.contains("deploy-hook"),
         "the deploy hook did not run on renewal"
     );
     wait_until(

@@ -1,6 +1,7 @@
-//! Rules for the Dockerfiles in docker/: base images tagged (never `latest`) and overridable, no downloads
-//! piped into a shell, a non-root user in the final stage; the runtime image also has a health
-//! check and the OCI labels, and the source build uses the toolchain rust-toolchain.toml pins.
+//! Rules for the Dockerfiles in docker/: base images tagged (never `latest`) and overridable,
+//! no downloads piped into a shell, a non-root user in the final stage (or a `# root:` line
+//! saying why not); the runtime image also has a health check and the OCI labels, and the
+//! source build uses the toolchain rust-toolchain.toml pins.
 
 use super::compose::image_has_explicit_tag;
 use super::{project_root, read};
