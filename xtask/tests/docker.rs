@@ -444,7 +444,13 @@ fn the_source_build_recompiles_only_app_web_after_a_source_change() {
 
     let changed = context.path().join("app-web/src/healthcheck.rs");
     let mut source = std::fs::read_to_string(&changed).unwrap();
-    source.push_str("\n// A change to the source only.\n");
+    // Unique per run: the engine keeps BuildKit's layer cache between runs, and a change seen
+    // before would be served from it without compiling anything.
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    source.push_str(&format!("\n// A change to the source only ({nonce}).\n"));
     std::fs::write(&changed, source).unwrap();
     let second = source_build(context.path(), &rust_image, &tag);
     assert_eq!(
