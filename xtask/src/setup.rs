@@ -26,8 +26,9 @@ pub enum Purpose {
     /// reachable, and docker-compose.
     Containers,
     /// nginx in front of app-web in tests, and `cargo xtask nginx render`: the server, the
-    /// template renderer, certificates made for tests, and certbot for a real ACME flow
-    /// (Pebble and testssl.sh come from Debian 13, in a debootstrap chroot).
+    /// template renderer, certificates made for tests, certbot for a real ACME flow, and a
+    /// headless browser that runs the UI under the shipped Content-Security-Policy (Pebble and
+    /// testssl.sh come from Debian 13, in a debootstrap chroot).
     Proxy,
 }
 
@@ -85,6 +86,7 @@ pub const SYSTEM_PACKAGES: &[SystemPackage] = &[
     package("gettext-base",          "gettext-envsubst",     Purpose::Proxy),
     package("openssl",               "openssl",              Purpose::Proxy),
     package("certbot",               "certbot",              Purpose::Proxy),
+    package("chromium",              "chromium",             Purpose::Proxy),
 ];
 
 /// Every purpose, for `cargo xtask setup`.
