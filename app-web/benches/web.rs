@@ -52,6 +52,7 @@ fn main() {
     let cached = start_app(&postgres, Some(&redis));
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
+        app_web::tls::install_crypto_provider();
         let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().unwrap();
         for n in 0..args.notes {
             let response = client

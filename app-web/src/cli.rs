@@ -34,6 +34,8 @@ pub enum Command {
         #[arg(long, default_value_t = 3)]
         timeout_secs: u64,
     },
+    /// Encrypted database backups: run, list, restore, verify, prune, schedule, keygen
+    Backup(Box<crate::backup::BackupArgs>),
 }
 
 /// Settings shared by every command.
@@ -138,6 +140,7 @@ impl Cli {
                 crate::healthcheck::probe(self.config.listen, Duration::from_secs(timeout_secs))
                     .await
             }
+            Command::Backup(backup) => backup.run(&self.config.database).await,
         }
     }
 }

@@ -19,6 +19,7 @@ fn probe_address(listen: SocketAddr) -> SocketAddr {
 /// Succeeds when /readyz answers 200 within `timeout`.
 pub async fn probe(listen: SocketAddr, timeout: Duration) -> anyhow::Result<()> {
     let url = format!("http://{}/readyz", probe_address(listen));
+    crate::tls::install_crypto_provider();
     let client = reqwest::Client::builder()
         .timeout(timeout)
         .no_proxy()

@@ -1,5 +1,6 @@
 //! app-web: the application's web service, an axum server that serves the shared UI and its API.
 
+pub mod backup;
 pub mod cache;
 pub mod cli;
 pub mod db;
@@ -11,4 +12,5 @@ pub mod rate_limit;
 pub mod routes;
 pub mod server;
 pub mod telemetry;
+pub mod tls;
 pub mod ui;

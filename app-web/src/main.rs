@@ -4,6 +4,7 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = app_web::cli::Cli::parse();
+    app_web::tls::install_crypto_provider();
     app_web::telemetry::init(&cli.config.log);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

@@ -12,7 +12,7 @@ use support::RunningBinary;
 #[tokio::test]
 async fn health_readiness_info_and_ui_answer_over_a_real_socket() {
     let server = RunningBinary::start(&[]);
-    let client = reqwest::Client::new();
+    let client = support::http_client();
 
     let healthz = support::get(&client, server.url("/healthz")).await;
     assert_eq!(healthz.status(), 200);
@@ -120,7 +120,7 @@ async fn graceful_shutdown_lets_an_in_flight_request_finish() {
         Duration::from_secs(5),
     ));
 
-    let client = reqwest::Client::new();
+    let client = support::http_client();
     let in_flight = tokio::spawn(client.get(format!("http://{address}/slow")).send());
     entered_rx.await.expect("the slow handler started");
     shutdown_tx.send(()).unwrap();
@@ -140,7 +140,7 @@ async fn graceful_shutdown_lets_an_in_flight_request_finish() {
         .expect("server stops after the in-flight request")
         .unwrap()
         .expect("serve returns Ok");
-    let refused = reqwest::Client::new()
+    let refused = support::http_client()
         .get(format!("http://{address}/healthz"))
         .send()
         .await;
@@ -155,7 +155,9 @@ async fn readiness_reports_draining_during_shutdown() {
     let address = listener.local_addr().unwrap();
     let router = app_web::routes::router(state);
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
-    let readyz = reqwest::get(format!("http://{address}/readyz"))
+    let readyz = support::http_client()
+        .get(format!("http://{address}/readyz"))
+        .send()
         .await
         .unwrap();
     assert_eq!(readyz.status(), 503);

@@ -43,6 +43,17 @@ impl flags::Bench {
                     ),
                 )
             }
+            flags::BenchSubject::Backup { size_mib } => {
+                setup::require(sh, &[Purpose::WebTests])?;
+                let size_mib = size_mib.to_string();
+                step::run_command(
+                    "bench backup",
+                    cmd!(
+                        sh,
+                        "cargo bench --locked --package app-web --bench backup -- --size-mib {size_mib}"
+                    ),
+                )
+            }
         }
     }
 }

@@ -110,6 +110,13 @@ pub enum BenchSubject {
         #[arg(long, default_value_t = 32)]
         connections: u32,
     },
+    /// Backup and restore times and sizes of `app-web backup` (pg_dump, zstd, age) on a
+    /// generated database, against plain `pg_dump -Fc` to a file and `pg_restore` from it
+    Backup {
+        /// Size of the generated database in MiB
+        #[arg(long, default_value_t = 1024)]
+        size_mib: u64,
+    },
 }
 
 /// Build the app-web image from a dist folder and check it on a real Docker engine

@@ -30,6 +30,9 @@ pub enum Purpose {
     /// headless browser that runs the UI under the shipped Content-Security-Policy (Pebble and
     /// testssl.sh come from Debian 13, in a debootstrap chroot).
     Proxy,
+    /// Backups in tests: pg_dump and pg_restore come with PostgreSQL's packages; the
+    /// S3-compatible server for off-site copies is a cargo tool (see [`CARGO_TOOLS`]).
+    Backups,
 }
 
 impl fmt::Display for Purpose {
@@ -42,6 +45,7 @@ impl fmt::Display for Purpose {
             Purpose::Benchmarks => "running benchmarks",
             Purpose::Containers => "building and running container images",
             Purpose::Proxy => "rendering and testing the nginx configuration",
+            Purpose::Backups => "testing backups",
         })
     }
 }
@@ -98,7 +102,27 @@ const ALL_PURPOSES: &[Purpose] = &[
     Purpose::Benchmarks,
     Purpose::Containers,
     Purpose::Proxy,
+    Purpose::Backups,
 ];
+
+/// A tool that no Debian 12 package carries, installed with `cargo install --locked`.
+#[derive(Debug)]
+pub struct CargoTool {
+    /// The crate, which is also the binary's name.
+    pub krate: &'static str,
+    /// The version, pinned: the newest whose rust-version our toolchain meets.
+    pub version: &'static str,
+    pub features: &'static [&'static str],
+    pub purpose: Purpose,
+}
+
+/// Every cargo-installed tool the workspace needs.
+pub const CARGO_TOOLS: &[CargoTool] = &[CargoTool {
+    krate: "s3s-fs",
+    version: "0.14.1",
+    features: &["binary"],
+    purpose: Purpose::Backups,
+}];
 
 /// The platform families setup knows how to serve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -252,6 +276,48 @@ impl flags::Setup {
 /// Reports or installs every package of the table. With `install` false, or when installing is
 /// not possible here, a missing package is an error that prints the command to run.
 pub fn install_missing(sh: &Shell, install: bool) -> anyhow::Result<()> {
+    install_missing_packages(sh, install)?;
+    install_missing_cargo_tools(sh, install)
+}
+
+/// Cargo tools missing, or installed at another version, per `cargo install --list`.
+fn missing_cargo_tools(sh: &Shell) -> anyhow::Result<Vec<&'static CargoTool>> {
+    let installed = step::quiet(cmd!(sh, "cargo install --list"))
+        .read()
+        .context("ask cargo which tools are installed")?;
+    Ok(CARGO_TOOLS
+        .iter()
+        .filter(|tool| {
+            let line = format!("{} v{}:", tool.krate, tool.version);
+            !installed.lines().any(|installed| installed.trim() == line)
+        })
+        .collect())
+}
+
+fn install_missing_cargo_tools(sh: &Shell, install: bool) -> anyhow::Result<()> {
+    let missing = step::run("check cargo tools", || missing_cargo_tools(sh))?;
+    for tool in missing {
+        let spec = format!("{}@{}", tool.krate, tool.version);
+        let features = tool.features.join(",");
+        anyhow::ensure!(
+            install,
+            "missing cargo tool {spec} for {}; install it with `cargo install --locked {spec} \
+             --features {features}`",
+            tool.purpose
+        );
+        step::run(&format!("cargo install {spec}"), || {
+            cmd!(
+                sh,
+                "cargo install --locked --quiet {spec} --features {features}"
+            )
+            .run()
+            .with_context(|| format!("cargo install {spec}"))
+        })?;
+    }
+    Ok(())
+}
+
+fn install_missing_packages(sh: &Shell, install: bool) -> anyhow::Result<()> {
     let platform = Platform::detect();
     if platform != Platform::Debian {
         let names: Vec<String> = packages_for(ALL_PURPOSES)

@@ -623,3 +623,153 @@ fn the_nginx_image_serves_the_project_configuration_on_debians_nginx() {
         assert_eq!(uid, "33", "worker {worker} runs as {uid}, not www-data");
     }
 }
+
+/// The `backup` service's image, built from docker/backup.Dockerfile on a stand-in for the
+/// PostgreSQL image (Debian 12 with postgresql-client-15 and the official image's postgres
+/// user) and the app-web image `cargo xtask docker build` makes: confined as compose confines
+/// it, it backs up a real PostgreSQL reached through its unix socket, lists the backup and
+/// passes a restore drill with its own pg_dump and pg_restore.
+#[test]
+fn the_backup_image_backs_up_and_verifies_with_its_own_postgres_client() {
+    let dist = tempfile::tempdir().unwrap();
+    dist_into(dist.path());
+    let _engine = DockerEngine::ensure().unwrap();
+    make_base();
+    let apt_base = "app-base/debian:bookworm-minbase";
+    assert_success(
+        &xtask(&["docker", "base", "--with-apt", "--tag", apt_base]),
+        "xtask docker base --with-apt",
+    );
+    let id = std::process::id();
+    let repository = format!("xtask-test/app-web-for-backup-{id}");
+    let app_web = format!("{repository}:{}", workspace_version());
+    let client = format!("xtask-test/postgres-client-{id}:15");
+    let backup = format!("xtask-test/backup-{id}:1");
+    let mut images = Images(vec![app_web.clone(), client.clone(), backup.clone()]);
+    let built = xtask(&[
+        "docker",
+        "build",
+        "--dist",
+        dist.path().to_str().unwrap(),
+        "--base-image",
+        BASE_IMAGE,
+        "--repository",
+        &repository,
+    ]);
+    assert_success(&built, "xtask docker build");
+    // Both tags build made (version and commit) go when the test ends.
+    let tags = docker_text(&[
+        "images",
+        "--format",
+        "{{.Repository}}:{{.Tag}}",
+        &repository,
+    ]);
+    images.0.extend(tags.lines().map(str::to_owned));
+
+    let stand_in = tempfile::tempdir().unwrap();
+    std::fs::write(
+        stand_in.path().join("Dockerfile"),
+        format!(
+            "FROM {apt_base}\n\
+             RUN apt-get update && apt-get install -y --no-install-recommends postgresql-client-15 \\\n\
+             \x20   && rm -rf /var/lib/apt/lists/* \\\n\
+             \x20   && groupadd --gid 999 postgres \\\n\
+             \x20   && useradd --uid 999 --gid 999 --home-dir /var/lib/postgresql postgres\n\
+             ENV PATH=/usr/lib/postgresql/15/bin:$PATH\n"
+        ),
+    )
+    .unwrap();
+    let output = Command::new(docker_client())
+        .args(["build", "--tag", &client])
+        .arg(stand_in.path())
+        .output()
+        .unwrap();
+    assert_success(&output, "docker build of the PostgreSQL client stand-in");
+    let output = Command::new(docker_client())
+        .current_dir(project_root())
+        .args(["build", "--file", "docker/backup.Dockerfile"])
+        .args(["--build-arg", &format!("POSTGRES_IMAGE={client}")])
+        .args(["--build-arg", &format!("APP_WEB_IMAGE={app_web}")])
+        .args(["--tag", &backup, "docker"])
+        .output()
+        .unwrap();
+    assert_success(&output, "docker build of docker/backup.Dockerfile");
+    let config: Value = serde_json::from_str(&docker_text(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .Config}}",
+        &backup,
+    ]))
+    .unwrap();
+    assert_eq!(config["User"], "postgres");
+    assert_eq!(
+        config["Entrypoint"],
+        serde_json::json!(["/usr/local/bin/app-web", "backup"])
+    );
+
+    let postgres = local_servers::Postgres::start().unwrap();
+    postgres
+        .psql(
+            "CREATE TABLE notes (id int PRIMARY KEY, title text); \
+             INSERT INTO notes SELECT i, 'ü ' || i FROM generate_series(1, 1000) i",
+        )
+        .unwrap();
+    let folder = tempfile::tempdir().unwrap();
+    let status = Command::new("chown")
+        .args(["999:999"])
+        .arg(folder.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let run = |args: &[&str]| -> Output {
+        let mut command = Command::new(docker_client());
+        command.args([
+            "run",
+            "--rm",
+            "--read-only",
+            "--cap-drop=ALL",
+            "--security-opt=no-new-privileges",
+            "--network=none",
+        ]);
+        command
+            .arg(format!(
+                "--volume={}:/run/postgresql:ro",
+                postgres.socket_dir().display()
+            ))
+            .arg(format!("--volume={}:/backups", folder.path().display()))
+            .arg(format!(
+                "--env=APP_WEB_DATABASE_URL=postgres://postgres@localhost:{}/postgres?host=/run/postgresql",
+                postgres.port
+            ))
+            .arg("--env=APP_WEB_BACKUP_IDENTITY_FILE=/backups/identity.txt")
+            .arg("--env=APP_WEB_BACKUP_RECIPIENTS_FILE=/backups/recipients.txt")
+            .arg(&backup)
+            .args(args);
+        command.output().unwrap()
+    };
+    let keygen = run(&["keygen", "--out", "/backups/identity.txt"]);
+    assert_success(&keygen, "backup keygen in the image");
+    std::fs::write(folder.path().join("recipients.txt"), &keygen.stdout).unwrap();
+    assert_success(&run(&["run"]), "backup run in the image");
+    let listed = run(&["list", "--json"]);
+    assert_success(&listed, "backup list in the image");
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let tables = &listed[0]["tables"];
+    assert_eq!(tables[0]["table"], "notes");
+    assert_eq!(tables[0]["rows"], 1000);
+    assert!(
+        listed[0]["postgres"]["pg_dump"]
+            .as_str()
+            .unwrap()
+            .contains("15."),
+        "{listed}"
+    );
+    let verify = run(&["verify"]);
+    assert_success(&verify, "backup verify in the image");
+    assert!(
+        String::from_utf8_lossy(&verify.stdout).contains("every count and checksum matches"),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+}

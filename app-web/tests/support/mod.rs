@@ -104,6 +104,7 @@ impl Drop for RunningBinary {
 
 /// An HTTP client for the tests: a hanging request fails the test instead of stalling it.
 pub fn http_client() -> reqwest::Client {
+    app_web::tls::install_crypto_provider();
     reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(15))
         .no_proxy()

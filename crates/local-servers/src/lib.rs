@@ -1,7 +1,8 @@
 //! Real servers started on this machine for tests, benchmarks and `cargo xtask docker smoke`:
 //! PostgreSQL (initdb in a temporary folder), Redis and nginx from the machine's packages,
-//! PgBouncer, Pebble and testssl.sh from Debian 13's, on free loopback ports and unix sockets,
-//! stopped on drop; and a Docker engine, started when none runs.
+//! PgBouncer, Pebble and testssl.sh from Debian 13's, an S3-compatible server (s3s-fs), on
+//! free loopback ports and unix sockets, stopped on drop; and a Docker engine, started when
+//! none runs.
 
 mod debian_chroot;
 mod docker_engine;
@@ -10,6 +11,7 @@ mod pebble;
 mod pgbouncer;
 mod postgres;
 mod redis;
+pub mod s3;
 pub mod testssl;
 
 use std::process::{Child, Command};
@@ -21,6 +23,7 @@ pub use pebble::Pebble;
 pub use pgbouncer::PgBouncer;
 pub use postgres::{Postgres, PostgresOptions};
 pub use redis::{Redis, RedisOptions};
+pub use s3::S3Server;
 
 /// A port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> anyhow::Result<u16> {

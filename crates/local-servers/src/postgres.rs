@@ -118,6 +118,11 @@ impl Postgres {
         Ok(postgres)
     }
 
+    /// A client program (pg_dump, pg_restore, psql) of the server's version.
+    pub fn client_program(program: &str) -> anyhow::Result<PathBuf> {
+        Ok(bin_dir()?.join(program))
+    }
+
     /// A URL for TCP on 127.0.0.1, as the `postgres` superuser.
     pub fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
@@ -183,6 +188,11 @@ impl Postgres {
 
     /// Runs `sql` through psql on the unix socket and returns its unaligned output.
     pub fn psql(&self, sql: &str) -> anyhow::Result<String> {
+        self.psql_in("postgres", sql)
+    }
+
+    /// Runs `sql` through psql in `database`, as the superuser.
+    pub fn psql_in(&self, database: &str, sql: &str) -> anyhow::Result<String> {
         let mut psql = Command::new(bin_dir()?.join("psql"));
         psql.arg("-h")
             .arg(self.socket_dir())
@@ -192,7 +202,7 @@ impl Postgres {
                 "-U",
                 "postgres",
                 "-d",
-                "postgres",
+                database,
             ])
             .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql]);
         run(psql, "psql")

@@ -30,6 +30,10 @@ const SECRETS: &[Secret] = &[
         file: "pgbouncer_userlist",
         what: "PgBouncer's auth_file, with the `app` role's password",
     },
+    Secret {
+        file: "backup_s3_secret_key",
+        what: "the off-site store's secret access key: written empty, paste the key your S3 provider issued",
+    },
 ];
 
 pub fn write_missing(dir: &Path, force: bool, dry_run: bool) -> anyhow::Result<()> {
@@ -51,6 +55,8 @@ pub fn write_missing(dir: &Path, force: bool, dry_run: bool) -> anyhow::Result<(
         let content = match secret.file {
             "app_db_password" => app_password.clone(),
             "pgbouncer_userlist" => format!("\"app\" \"{app_password}\"\n"),
+            // Not ours to invent: the provider issues it. Empty keeps off-site copies off.
+            "backup_s3_secret_key" => String::new(),
             _ => random_password()?,
         };
         if dry_run {

@@ -56,6 +56,11 @@ pub fn problems(text: &str, runtime: bool) -> Vec<String> {
         let arguments = instruction.arguments.as_str();
         match instruction.keyword.as_str() {
             "ARG" => {
+                // An image argument without a default must be passed, so nothing unpinned is
+                // implied.
+                if !arguments.contains('=') && arguments.trim().ends_with("_IMAGE") {
+                    image_args.push(arguments.trim().to_owned());
+                }
                 if let Some((name, default)) = arguments.split_once('=')
                     && name.ends_with("_IMAGE")
                 {
@@ -210,6 +215,9 @@ fn the_rules_catch_what_they_name() {
         problems("FROM ${BASE_IMAGE}\nUSER 1\n", false)[0]
             .starts_with("FROM ${BASE_IMAGE} is neither")
     );
+    let required =
+        "ARG APP_IMAGE\nFROM ${APP_IMAGE} AS app\nFROM debian:12\nCOPY --from=app /a /a\nUSER 1\n";
+    assert_eq!(problems(required, false), Vec::<String>::new());
     let explained =
         "FROM debian:12\n# root: it binds port 1 and drops privileges itself\nUSER root\n";
     assert_eq!(problems(explained, false), Vec::<String>::new());

@@ -1,0 +1,214 @@
+//! `app-web backup`: encrypted database backups that the same binary (and so the same image)
+//! makes, lists, restores, verifies, prunes and schedules.
+//!
+//! A backup is `pg_dump --format=custom` streamed through zstd and age into the backup folder
+//! under a temporary name, and renamed once complete; its manifest, written last, is what makes
+//! it listed. Row counts and checksums per table come from the snapshot the dump reads, so a
+//! restore can be compared with the database as it was.
+
+pub mod archive;
+pub mod config;
+pub mod keys;
+pub mod manifest;
+pub mod remote;
+pub mod restore;
+pub mod retention;
+pub mod run;
+pub mod schedule;
+pub mod stats;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+
+pub use config::BackupConfig;
+
+/// `app-web backup ...`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub config: BackupConfig,
+
+    #[command(subcommand)]
+    pub command: BackupCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Dump the database into an encrypted backup (and copy it off-site when S3 is set)
+    Run {
+        /// Prune by the retention policy after a successful backup (never after a failed one)
+        #[arg(long)]
+        prune: bool,
+    },
+    /// List the backups, newest first
+    List {
+        /// List the off-site copies instead of the local ones
+        #[arg(long)]
+        remote: bool,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore a backup into a named database, after checking its checksum and decrypting it
+    Restore {
+        /// The backup's name (as `list` shows it), or `latest`
+        backup: String,
+        /// The database to restore into; created when missing
+        #[arg(long = "target-database")]
+        target_database: String,
+        /// Restore into a database that already has tables, dropping the objects the backup
+        /// brings (`pg_restore --clean --if-exists`)
+        #[arg(long)]
+        clean: bool,
+        /// Do not restore object ownership (for a server without the original roles)
+        #[arg(long)]
+        no_owner: bool,
+        /// Take the backup from the off-site copy when it is not in the local folder
+        #[arg(long)]
+        from_remote: bool,
+        /// Check and decrypt the backup, then stop before touching any database
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// A restore drill: restore a backup (the newest by default) into a scratch database,
+    /// compare row counts and checksums with its manifest, then drop the scratch database
+    Verify {
+        /// The backup's name, or `latest`
+        #[arg(default_value = "latest")]
+        backup: String,
+    },
+    /// Delete backups the retention policy no longer keeps, locally and off-site
+    Prune {
+        /// List what would be deleted and delete nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Run, prune and (optionally) verify on a cron schedule until SIGTERM, serving Prometheus
+    /// metrics about it
+    Schedule(schedule::ScheduleArgs),
+    /// Make an age key pair: the identity (secret) goes to a file only its owner can read,
+    /// the recipient (public key, for APP_WEB_BACKUP_RECIPIENTS) is printed
+    Keygen {
+        /// Where to write the identity; refused when the file exists
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+impl BackupArgs {
+    pub async fn run(self, database: &crate::db::DatabaseConfig) -> anyhow::Result<()> {
+        let config = self.config;
+        match self.command {
+            BackupCommand::Keygen { out } => {
+                let recipient = keys::generate_identity_file(&out)?;
+                println!("{recipient}");
+                eprintln!(
+                    "wrote the identity to {}; keep it off the database server, and give the \
+                     backups the recipient above (APP_WEB_BACKUP_RECIPIENTS)",
+                    out.display()
+                );
+                Ok(())
+            }
+            BackupCommand::Run { prune } => {
+                let backup = run::run_logged(&config, database).await?;
+                println!("{}", backup.name);
+                if prune {
+                    prune_all(&config, false).await?;
+                }
+                Ok(())
+            }
+            BackupCommand::List { remote, json } => list(&config, remote, json).await,
+            BackupCommand::Restore {
+                backup,
+                target_database,
+                clean,
+                no_owner,
+                from_remote,
+                dry_run,
+            } => {
+                let options = restore::RestoreOptions {
+                    target_database,
+                    clean,
+                    no_owner,
+                    from_remote,
+                    dry_run,
+                };
+                restore::restore(&config, database, &backup, &options).await
+            }
+            BackupCommand::Verify { backup } => {
+                let report = restore::verify(&config, database, &backup).await?;
+                println!("{report}");
+                anyhow::ensure!(
+                    report.matches(),
+                    "the restored backup {} differs from its manifest",
+                    report.backup
+                );
+                Ok(())
+            }
+            BackupCommand::Prune { dry_run } => prune_all(&config, dry_run).await,
+            BackupCommand::Schedule(args) => schedule::schedule(&config, database, &args).await,
+        }
+    }
+}
+
+/// Prunes the local folder, then the off-site copies, by the same policy.
+pub async fn prune_all(config: &BackupConfig, dry_run: bool) -> anyhow::Result<()> {
+    let policy = config.retention();
+    let folder = archive::Folder::open(&config.dir()?)?;
+    let _lock = folder.lock()?;
+    let local = folder.list()?;
+    let plan = retention::plan(&local, &policy);
+    for backup in &plan.remove {
+        if dry_run {
+            println!("would delete {}", backup.name);
+        } else {
+            folder.delete(&backup.name)?;
+            println!("deleted {}", backup.name);
+        }
+    }
+    if let Some(remote) = remote::Remote::from_config(config)? {
+        let copies = remote.list().await?;
+        let plan = retention::plan(&copies, &policy);
+        for backup in &plan.remove {
+            if dry_run {
+                println!("would delete {} off-site", backup.name);
+            } else {
+                remote.delete(&backup.name).await?;
+                println!("deleted {} off-site", backup.name);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn list(config: &BackupConfig, remote: bool, json: bool) -> anyhow::Result<()> {
+    let manifests = if remote {
+        remote::Remote::from_config(config)?
+            .context("--remote needs the off-site store: set --s3-bucket")?
+            .list()
+            .await?
+    } else {
+        archive::Folder::open(&config.dir()?)?.list()?
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&manifests)?);
+        return Ok(());
+    }
+    println!(
+        "{:<34} {:<21} {:>14} {:>8} {:>10}",
+        "name", "created", "bytes", "tables", "rows"
+    );
+    for manifest in &manifests {
+        println!(
+            "{:<34} {:<21} {:>14} {:>8} {:>10}",
+            manifest.name,
+            manifest::format_time(manifest.created_at),
+            manifest.sizes.artifact_bytes,
+            manifest.tables.len(),
+            manifest.tables.iter().map(|table| table.rows).sum::<i64>()
+        );
+    }
+    Ok(())
+}
