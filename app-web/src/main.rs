@@ -5,7 +5,8 @@ use clap::Parser;
 fn main() -> std::process::ExitCode {
     let cli = app_web::cli::Cli::parse();
     app_web::tls::install_crypto_provider();
-    app_web::telemetry::init(&cli.config.log);
+    let answers_on_stdout = matches!(cli.command, Some(app_web::cli::Command::Backup(_)));
+    app_web::telemetry::init(&cli.config.log, answers_on_stdout);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {

@@ -27,6 +27,20 @@ impl std::fmt::Debug for Target {
     }
 }
 
+/// `user@host:port/database`, never the password.
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}@{}:{}/{}",
+            self.options.get_username(),
+            self.host(),
+            self.options.get_port(),
+            self.database()
+        )
+    }
+}
+
 impl Target {
     /// The configured database, as app-web's own settings give it.
     pub fn from_config(config: &crate::db::DatabaseConfig) -> anyhow::Result<Self> {
@@ -97,7 +111,7 @@ impl Target {
     pub async fn connect(&self) -> anyhow::Result<PgConnection> {
         let mut connection = PgConnection::connect_with(&self.options)
             .await
-            .with_context(|| format!("connect to PostgreSQL ({self:?})"))?;
+            .with_context(|| format!("connect to PostgreSQL at {self}"))?;
         connection
             .execute(
                 "SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0; \
