@@ -140,7 +140,11 @@ impl Cli {
                 crate::healthcheck::probe(self.config.listen, Duration::from_secs(timeout_secs))
                     .await
             }
-            Command::Backup(backup) => backup.run(&self.config.database).await,
+            Command::Backup(backup) => {
+                backup
+                    .run(&self.config.database, &mut std::io::stdout())
+                    .await
+            }
         }
     }
 }

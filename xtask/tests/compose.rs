@@ -59,8 +59,29 @@ fn docker_compose_accepts_the_stack_and_resolves_it_as_intended() {
     assert_eq!(
         names,
         [
-            "app-web", "certbot", "migrate", "nginx", "postgres", "redis"
+            "app-web", "backup", "certbot", "migrate", "nginx", "postgres", "redis"
         ]
+    );
+    let backup = &services["backup"];
+    assert_eq!(
+        backup["build"]["args"]["POSTGRES_IMAGE"].as_str(),
+        services["postgres"]["image"].as_str(),
+        "the backup image's pg_dump comes from the server's own image"
+    );
+    assert_eq!(
+        backup["build"]["args"]["APP_WEB_IMAGE"].as_str(),
+        Some("app-web:test")
+    );
+    assert_eq!(backup["read_only"].as_bool(), Some(true));
+    assert_eq!(
+        backup["environment"]["APP_WEB_DATABASE_PASSWORD_FILE"].as_str(),
+        Some("/run/secrets/postgres_password")
+    );
+    assert!(
+        backup["environment"]["APP_WEB_BACKUP_RECIPIENTS"]
+            .as_str()
+            .is_some_and(|keys| keys.starts_with("age1")),
+        "recipients come from .env"
     );
     let nginx = &services["nginx"];
     assert_eq!(

@@ -17,6 +17,7 @@ pub mod run;
 pub mod schedule;
 pub mod stats;
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -97,29 +98,36 @@ pub enum BackupCommand {
     },
 }
 
+/// Where a command writes its answer (stdout for the binary); logs go through tracing.
+pub type Answer<'a> = &'a mut (dyn Write + Send);
+
 impl BackupArgs {
-    pub async fn run(self, database: &crate::db::DatabaseConfig) -> anyhow::Result<()> {
+    pub async fn run(
+        self,
+        database: &crate::db::DatabaseConfig,
+        out: Answer<'_>,
+    ) -> anyhow::Result<()> {
         let config = self.config;
         match self.command {
-            BackupCommand::Keygen { out } => {
-                let recipient = keys::generate_identity_file(&out)?;
-                println!("{recipient}");
-                eprintln!(
-                    "wrote the identity to {}; keep it off the database server, and give the \
-                     backups the recipient above (APP_WEB_BACKUP_RECIPIENTS)",
-                    out.display()
+            BackupCommand::Keygen { out: file } => {
+                let recipient = keys::generate_identity_file(&file)?;
+                writeln!(out, "{recipient}")?;
+                tracing::info!(
+                    identity = %file.display(),
+                    "wrote the identity; keep it off the database server, and give the backups \
+                     the recipient printed (APP_WEB_BACKUP_RECIPIENTS)"
                 );
                 Ok(())
             }
             BackupCommand::Run { prune } => {
                 let backup = run::run_logged(&config, database).await?;
-                println!("{}", backup.name);
+                writeln!(out, "{}", backup.name)?;
                 if prune {
-                    prune_all(&config, false).await?;
+                    prune_all(&config, false, out).await?;
                 }
                 Ok(())
             }
-            BackupCommand::List { remote, json } => list(&config, remote, json).await,
+            BackupCommand::List { remote, json } => list(&config, remote, json, out).await,
             BackupCommand::Restore {
                 backup,
                 target_database,
@@ -135,11 +143,11 @@ impl BackupArgs {
                     from_remote,
                     dry_run,
                 };
-                restore::restore(&config, database, &backup, &options).await
+                restore::restore(&config, database, &backup, &options, out).await
             }
             BackupCommand::Verify { backup } => {
                 let report = restore::verify(&config, database, &backup).await?;
-                println!("{report}");
+                writeln!(out, "{report}")?;
                 anyhow::ensure!(
                     report.matches(),
                     "the restored backup {} differs from its manifest",
@@ -147,14 +155,19 @@ impl BackupArgs {
                 );
                 Ok(())
             }
-            BackupCommand::Prune { dry_run } => prune_all(&config, dry_run).await,
+            BackupCommand::Prune { dry_run } => prune_all(&config, dry_run, out).await,
             BackupCommand::Schedule(args) => schedule::schedule(&config, database, &args).await,
         }
     }
 }
 
-/// Prunes the local folder, then the off-site copies, by the same policy.
-pub async fn prune_all(config: &BackupConfig, dry_run: bool) -> anyhow::Result<()> {
+/// Prunes the local folder, then the off-site copies, by the same policy, naming each backup
+/// it deletes (or would) in `out`.
+pub async fn prune_all(
+    config: &BackupConfig,
+    dry_run: bool,
+    out: Answer<'_>,
+) -> anyhow::Result<()> {
     let policy = config.retention();
     let folder = archive::Folder::open(&config.dir()?)?;
     let _lock = folder.lock()?;
@@ -162,10 +175,11 @@ pub async fn prune_all(config: &BackupConfig, dry_run: bool) -> anyhow::Result<(
     let plan = retention::plan(&local, &policy);
     for backup in &plan.remove {
         if dry_run {
-            println!("would delete {}", backup.name);
+            writeln!(out, "would delete {}", backup.name)?;
         } else {
             folder.delete(&backup.name)?;
-            println!("deleted {}", backup.name);
+            tracing::info!(backup = %backup.name, "pruned");
+            writeln!(out, "deleted {}", backup.name)?;
         }
     }
     if let Some(remote) = remote::Remote::from_config(config)? {
@@ -173,17 +187,23 @@ pub async fn prune_all(config: &BackupConfig, dry_run: bool) -> anyhow::Result<(
         let plan = retention::plan(&copies, &policy);
         for backup in &plan.remove {
             if dry_run {
-                println!("would delete {} off-site", backup.name);
+                writeln!(out, "would delete {} off-site", backup.name)?;
             } else {
                 remote.delete(&backup.name).await?;
-                println!("deleted {} off-site", backup.name);
+                tracing::info!(backup = %backup.name, "pruned off-site");
+                writeln!(out, "deleted {} off-site", backup.name)?;
             }
         }
     }
     Ok(())
 }
 
-async fn list(config: &BackupConfig, remote: bool, json: bool) -> anyhow::Result<()> {
+async fn list(
+    config: &BackupConfig,
+    remote: bool,
+    json: bool,
+    out: Answer<'_>,
+) -> anyhow::Result<()> {
     let manifests = if remote {
         remote::Remote::from_config(config)?
             .context("--remote needs the off-site store: set --s3-bucket")?
@@ -193,22 +213,24 @@ async fn list(config: &BackupConfig, remote: bool, json: bool) -> anyhow::Result
         archive::Folder::open(&config.dir()?)?.list()?
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&manifests)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&manifests)?)?;
         return Ok(());
     }
-    println!(
+    writeln!(
+        out,
         "{:<34} {:<21} {:>14} {:>8} {:>10}",
         "name", "created", "bytes", "tables", "rows"
-    );
+    )?;
     for manifest in &manifests {
-        println!(
+        writeln!(
+            out,
             "{:<34} {:<21} {:>14} {:>8} {:>10}",
             manifest.name,
             manifest::format_time(manifest.created_at),
             manifest.sizes.artifact_bytes,
             manifest.tables.len(),
             manifest.tables.iter().map(|table| table.rows).sum::<i64>()
-        );
+        )?;
     }
     Ok(())
 }

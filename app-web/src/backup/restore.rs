@@ -3,7 +3,7 @@
 //! pg_restore in one transaction.
 
 use std::fmt;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -35,6 +35,7 @@ pub async fn restore(
     database: &crate::db::DatabaseConfig,
     backup: &str,
     options: &RestoreOptions,
+    out: super::Answer<'_>,
 ) -> anyhow::Result<()> {
     let folder = Folder::open(&config.dir()?)?;
     let manifest = locate(config, &folder, backup, options.from_remote).await?;
@@ -43,10 +44,11 @@ pub async fn restore(
     check_artifact(&artifact, &manifest)?;
     let plaintext = decrypt(&artifact, &manifest, &identities, config.identity_file()?)?;
     if options.dry_run {
-        println!(
+        writeln!(
+            out,
             "{} checks out and decrypts; a restore would go into the database {:?}",
             manifest.name, options.target_database
-        );
+        )?;
         return Ok(());
     }
     let server = Target::from_config(database)?;
@@ -77,10 +79,11 @@ pub async fn restore(
             )
         });
     }
-    println!(
+    writeln!(
+        out,
         "restored {} into the database {:?}",
         manifest.name, options.target_database
-    );
+    )?;
     Ok(())
 }
 

@@ -177,7 +177,7 @@ async fn cycle(config: &BackupConfig, database: &crate::db::DatabaseConfig, args
     metrics::gauge!(LAST_DURATION).set(manifest.duration_seconds);
     metrics::gauge!(LAST_SIZE).set(manifest.sizes.artifact_bytes as f64);
     if args.prune
-        && let Err(err) = super::prune_all(config, false).await
+        && let Err(err) = super::prune_all(config, false, &mut std::io::sink()).await
     {
         tracing::error!(error = format!("{err:#}"), "prune failed");
     }
