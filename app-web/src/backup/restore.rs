@@ -3,7 +3,7 @@
 //! pg_restore in one transaction.
 
 use std::fmt;
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, Read};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
