@@ -11,6 +11,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use local_servers::{Postgres, PostgresOptions, S3Server, wait_for};
+use support::assert_success;
 
 const BUCKET: &str = "backups";
 
@@ -145,16 +146,6 @@ fn backup_command(postgres: &Postgres, dir: &Path) -> Command {
         .env("APP_WEB_LOG_FORMAT", "pretty")
         .env("APP_WEB_LOG", "warn");
     command
-}
-
-fn assert_success(output: &Output, what: &str) {
-    assert!(
-        output.status.success(),
-        "{what} failed ({}):\n{}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 fn assert_failure<'a>(output: &'a Output, what: &str) -> std::borrow::Cow<'a, str> {

@@ -11,10 +11,10 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-use support::RunningBinary;
 use support::proxy::{Proxy, SERVER_NAME};
+use support::{RunningBinary, assert_success};
 
 /// What Chromium printed: the DOM after the page settled, and its log.
 struct Visit {
@@ -47,16 +47,6 @@ fn spki_hash(certificate: &Path) -> String {
         .expect("run openssl");
     assert_success(&output, "openssl computing the certificate's SPKI hash");
     String::from_utf8(output.stdout).unwrap().trim().to_owned()
-}
-
-fn assert_success(output: &Output, what: &str) {
-    assert!(
-        output.status.success(),
-        "{what} failed ({}):\n{}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 fn visit(proxy: &Proxy, path: &str) -> Visit {

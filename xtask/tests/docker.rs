@@ -46,6 +46,21 @@ fn make_base() {
     );
 }
 
+/// `cargo xtask docker build` of the app-web image from `dist` on the test base.
+fn build_image(dist: &Path, repository: &str) {
+    let built = xtask(&[
+        "docker",
+        "build",
+        "--dist",
+        dist.to_str().unwrap(),
+        "--base-image",
+        BASE_IMAGE,
+        "--repository",
+        repository,
+    ]);
+    assert_success(&built, "xtask docker build");
+}
+
 fn sha256(path: &Path) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
@@ -70,17 +85,7 @@ fn image_from_the_dist_archive_is_small_labelled_healthy_and_confined() {
     };
     let commit_tag = format!("{repository}:{}{dirty}", &commit[..12]);
     let _images = Images(vec![tag.clone(), commit_tag.clone()]);
-    let built = xtask(&[
-        "docker",
-        "build",
-        "--dist",
-        dist.path().to_str().unwrap(),
-        "--base-image",
-        BASE_IMAGE,
-        "--repository",
-        &repository,
-    ]);
-    assert_success(&built, "xtask docker build");
+    build_image(dist.path(), &repository);
     assert_eq!(
         docker_text(&["image", "inspect", "--format", "{{.Id}}", &tag]),
         docker_text(&["image", "inspect", "--format", "{{.Id}}", &commit_tag]),
@@ -646,17 +651,7 @@ fn the_backup_image_backs_up_and_verifies_with_its_own_postgres_client() {
     let client = format!("xtask-test/postgres-client-{id}:15");
     let backup = format!("xtask-test/backup-{id}:1");
     let mut images = Images(vec![app_web.clone(), client.clone(), backup.clone()]);
-    let built = xtask(&[
-        "docker",
-        "build",
-        "--dist",
-        dist.path().to_str().unwrap(),
-        "--base-image",
-        BASE_IMAGE,
-        "--repository",
-        &repository,
-    ]);
-    assert_success(&built, "xtask docker build");
+    build_image(dist.path(), &repository);
     // Both tags build made (version and commit) go when the test ends.
     let tags = docker_text(&[
         "images",

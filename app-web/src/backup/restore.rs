@@ -3,7 +3,7 @@
 //! pg_restore in one transaction.
 
 use std::fmt;
-use std::io::{BufReader, Read};
+use std::io::BufReader;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -250,23 +250,12 @@ async fn run_pg_restore(
         let mut child = command
             .spawn()
             .with_context(|| format!("start {}", pg_restore.display()))?;
-        let mut stderr = child.stderr.take().expect("stderr is piped");
-        let errors = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = stderr.read_to_string(&mut text);
-            text
-        });
+        let errors = super::run::collect_stderr(&mut child);
         let mut stdin = child.stdin.take().expect("stdin is piped");
         let streamed = zstd::Decoder::new(plaintext)
             .and_then(|mut decoder| std::io::copy(&mut decoder, &mut stdin));
         drop(stdin);
-        let status = child.wait().context("wait for pg_restore")?;
-        let errors = errors.join().unwrap_or_default();
-        anyhow::ensure!(
-            status.success(),
-            "pg_restore failed ({status}): {}",
-            errors.trim()
-        );
+        super::run::wait_for_tool(child, errors, "pg_restore")?;
         streamed.context("decrypt and decompress the backup")?;
         Ok(())
     })

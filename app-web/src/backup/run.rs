@@ -186,12 +186,7 @@ impl DumpJob {
             .stderr(Stdio::piped())
             .spawn()
             .with_context(|| format!("start {}", self.pg_dump.display()))?;
-        let mut stderr = child.stderr.take().expect("stderr is piped");
-        let errors = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = stderr.read_to_string(&mut text);
-            text
-        });
+        let errors = collect_stderr(&mut child);
         let mut stdout = child.stdout.take().expect("stdout is piped");
         let streamed = encrypt_stream(
             &mut stdout,
@@ -204,13 +199,7 @@ impl DumpJob {
             let _ = child.kill();
         }
         drop(stdout);
-        let status = child.wait().context("wait for pg_dump")?;
-        let errors = errors.join().unwrap_or_default();
-        anyhow::ensure!(
-            status.success(),
-            "pg_dump failed ({status}): {}",
-            errors.trim()
-        );
+        let errors = wait_for_tool(child, errors, "pg_dump")?;
         let (sha256, sizes) = streamed.context("compress and encrypt the dump")?;
         anyhow::ensure!(
             sizes.dump_bytes > 0,
@@ -223,6 +212,36 @@ impl DumpJob {
             sizes,
         })
     }
+}
+
+/// Reads a child's piped stderr on a thread of its own, so a chatty child never blocks on a
+/// full pipe while its other stream is being drained.
+pub fn collect_stderr(child: &mut std::process::Child) -> std::thread::JoinHandle<String> {
+    let stderr = child.stderr.take();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(mut stderr) = stderr {
+            let _ = stderr.read_to_string(&mut text);
+        }
+        text
+    })
+}
+
+/// Waits for `tool` to exit; fails with what it said on stderr unless it succeeded, else
+/// returns that.
+pub fn wait_for_tool(
+    mut child: std::process::Child,
+    errors: std::thread::JoinHandle<String>,
+    tool: &str,
+) -> anyhow::Result<String> {
+    let status = child.wait().with_context(|| format!("wait for {tool}"))?;
+    let errors = errors.join().unwrap_or_default();
+    anyhow::ensure!(
+        status.success(),
+        "{tool} failed ({status}): {}",
+        errors.trim()
+    );
+    Ok(errors)
 }
 
 /// Compresses and encrypts `input` into `output`; returns the SHA-256 of what was written

@@ -140,3 +140,14 @@ pub fn run_binary(args: &[&str]) -> std::process::Output {
         .output()
         .expect("run app-web")
 }
+
+/// Fails the test with the command's status and both output streams unless it succeeded.
+pub fn assert_success(output: &std::process::Output, what: &str) {
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\n{}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
