@@ -8,6 +8,7 @@ pub mod error;
 pub mod healthcheck;
 pub mod metrics;
 pub mod notes;
+pub mod observe;
 pub mod rate_limit;
 pub mod routes;
 pub mod server;

@@ -9,7 +9,6 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
@@ -101,8 +100,9 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(get(ui))
         .with_state(state)
+        // Inside the request-id layers, so the id is set when it logs.
+        .layer(axum::middleware::from_fn(crate::observe::observe))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(TraceLayer::new_for_http())
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
 }
 
@@ -154,8 +154,21 @@ async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> 
         .into_response()
 }
 
-/// Prometheus metrics, in the text format.
+/// Prometheus metrics, in the text format. The pool and Redis gauges are read now, so they
+/// describe the moment of the scrape.
 async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    if let Some(pool) = state.database() {
+        metrics::gauge!(crate::metrics::DB_POOL_CONNECTIONS).set(f64::from(pool.size()));
+        metrics::gauge!(crate::metrics::DB_POOL_IDLE).set(pool.num_idle() as f64);
+        metrics::gauge!(crate::metrics::DB_POOL_MAX)
+            .set(f64::from(pool.options().get_max_connections()));
+    }
+    if state.cache.is_enabled() {
+        let up = tokio::time::timeout(std::time::Duration::from_secs(1), state.cache.ping())
+            .await
+            .is_ok_and(|answer| answer.is_ok());
+        metrics::gauge!(crate::metrics::REDIS_UP).set(if up { 1.0 } else { 0.0 });
+    }
     match &state.metrics {
         Some(handle) => (
             [(

@@ -52,6 +52,11 @@ fn security_headers_are_on_every_status() {
     assert_eq!(dotfile.status, 404);
     assert_security_headers(&dotfile, "404");
 
+    // app-web serves its metrics to the internal network only; nginx never passes them on.
+    let metrics = curl(&proxy, &[], &proxy.url("/metrics"));
+    assert_eq!(metrics.status, 404, "{metrics:?}");
+    assert_security_headers(&metrics, "404 for /metrics");
+
     let big = "x".repeat(100 * 1024);
     let too_large = curl(
         &proxy,

@@ -45,6 +45,8 @@ impl flags::Dist {
         let mut staged = Vec::new();
 
         step::run(&format!("build app-web ({})", target.triple), || {
+            // app-web reports the commit it was built from (app_web_build_info).
+            let _commit = sh.push_env("APP_WEB_COMMIT", &commit);
             cargo_build(sh, "app-web", target, "the server archive")
         })?;
         step::run(&format!("build app-desktop ({})", target.triple), || {

@@ -36,6 +36,7 @@ pub fn database_config(
 pub struct RunningBinary {
     pub child: Child,
     pub address: SocketAddr,
+    logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl RunningBinary {
@@ -68,9 +69,19 @@ impl RunningBinary {
                     .expect("address parses");
             }
         };
-        // Keep draining stdout so the child never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        Self { child, address }
+        // Keep draining stdout so the child never blocks on a full pipe, and keep what it logs.
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = std::sync::Arc::clone(&logs);
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                kept.lock().unwrap().push(line);
+            }
+        });
+        Self {
+            child,
+            address,
+            logs,
+        }
     }
 
     /// Starts the binary on `postgres` (migrating it) and, when given, `redis`, with `extra`
@@ -92,6 +103,11 @@ impl RunningBinary {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
+    }
+
+    /// The log lines written to stdout after the "listening" line, so far.
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
     }
 }
 
