@@ -50,14 +50,21 @@ pub async fn observe(request: Request, next: Next) -> Response {
     .increment(1);
     metrics::histogram!(HTTP_REQUEST_DURATION, "method" => method.clone(), "route" => route.clone())
         .record(elapsed.as_secs_f64());
-    tracing::info!(
-        target: "app_web::access",
-        request_id = %request_id,
-        method = %method,
-        route = %route,
-        status,
-        latency_ms = elapsed.as_secs_f64() * 1000.0,
-        "request"
-    );
+    let latency_ms = elapsed.as_secs_f64() * 1000.0;
+    // Health checks and scrapes come every few seconds; they would drown the requests that
+    // matter, so they log at debug.
+    if matches!(route.as_str(), "/healthz" | "/readyz" | "/metrics") {
+        tracing::debug!(
+            target: "app_web::access",
+            request_id = %request_id, method = %method, route = %route, status, latency_ms,
+            "request"
+        );
+    } else {
+        tracing::info!(
+            target: "app_web::access",
+            request_id = %request_id, method = %method, route = %route, status, latency_ms,
+            "request"
+        );
+    }
     response
 }

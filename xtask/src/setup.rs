@@ -33,6 +33,8 @@ pub enum Purpose {
     /// Backups in tests: pg_dump and pg_restore come with PostgreSQL's packages; the
     /// S3-compatible server for off-site copies is a cargo tool (see [`CARGO_TOOLS`]).
     Backups,
+    /// The monitoring configuration in tests: Prometheus and promtool.
+    Monitoring,
 }
 
 impl fmt::Display for Purpose {
@@ -46,6 +48,7 @@ impl fmt::Display for Purpose {
             Purpose::Containers => "building and running container images",
             Purpose::Proxy => "rendering and testing the nginx configuration",
             Purpose::Backups => "testing backups",
+            Purpose::Monitoring => "checking and testing the monitoring configuration",
         })
     }
 }
@@ -91,6 +94,7 @@ pub const SYSTEM_PACKAGES: &[SystemPackage] = &[
     package("openssl",               "openssl",              Purpose::Proxy),
     package("certbot",               "certbot",              Purpose::Proxy),
     package("chromium",              "chromium",             Purpose::Proxy),
+    package("prometheus",            "golang-github-prometheus", Purpose::Monitoring),
 ];
 
 /// Every purpose, for `cargo xtask setup`.
@@ -103,6 +107,7 @@ const ALL_PURPOSES: &[Purpose] = &[
     Purpose::Containers,
     Purpose::Proxy,
     Purpose::Backups,
+    Purpose::Monitoring,
 ];
 
 /// A tool that no Debian 12 package carries, installed with `cargo install --locked`.

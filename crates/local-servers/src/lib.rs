@@ -1,8 +1,8 @@
 //! Real servers started on this machine for tests, benchmarks and `cargo xtask docker smoke`:
 //! PostgreSQL (initdb in a temporary folder), Redis and nginx from the machine's packages,
-//! PgBouncer, Pebble and testssl.sh from Debian 13's, an S3-compatible server (s3s-fs), on
-//! free loopback ports and unix sockets, stopped on drop; and a Docker engine, started when
-//! none runs.
+//! PgBouncer, Pebble and testssl.sh from Debian 13's, an S3-compatible server (s3s-fs) and
+//! Prometheus, on free loopback ports and unix sockets, stopped on drop; and a Docker engine,
+//! started when none runs.
 
 mod debian_chroot;
 mod docker_engine;
@@ -10,6 +10,7 @@ pub mod nginx;
 mod pebble;
 mod pgbouncer;
 mod postgres;
+mod prometheus;
 mod redis;
 pub mod s3;
 pub mod testssl;
@@ -22,6 +23,7 @@ pub use nginx::Nginx;
 pub use pebble::Pebble;
 pub use pgbouncer::PgBouncer;
 pub use postgres::{Postgres, PostgresOptions};
+pub use prometheus::Prometheus;
 pub use redis::{Redis, RedisOptions};
 pub use s3::S3Server;
 

@@ -1,0 +1,84 @@
+//! A real Prometheus (Debian's package) scraping a real app-web: the request counter it reads
+//! back is the traffic the test sent, and it loads the stack's alert rules as they ship.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use local_servers::{Prometheus, wait_for};
+use support::RunningBinary;
+
+fn rules_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .join("docker/prometheus/rules")
+}
+
+#[test]
+fn prometheus_scrapes_the_traffic_the_test_sent_and_loads_the_alert_rules() {
+    let app = RunningBinary::start(&[]);
+    for _ in 0..7 {
+        let status = Command::new("curl")
+            .args([
+                "--silent",
+                "--fail",
+                "--noproxy",
+                "*",
+                "--output",
+                "/dev/null",
+            ])
+            .arg(app.url("/api/info"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+         rule_files:\n  - {}/*.yml\n\
+         scrape_configs:\n  - job_name: app-web\n    static_configs:\n      - targets: [\"{}\"]\n",
+        rules_dir().display(),
+        app.address
+    );
+    let prometheus = Prometheus::start(&config).expect("start Prometheus");
+
+    let query = "app_web_http_requests_total{job=\"app-web\", route=\"/api/info\", status=\"200\"}";
+    let mut last = Vec::new();
+    let scraped = wait_for(
+        Duration::from_secs(30),
+        "Prometheus to scrape app-web",
+        || {
+            last = prometheus.query(query).unwrap_or_default();
+            !last.is_empty()
+        },
+    );
+    scraped.unwrap_or_else(|err| panic!("{err:#}\n{}", prometheus.log()));
+    assert_eq!(last.len(), 1, "{last:?}");
+    assert_eq!(last[0]["value"][1], "7", "{last:?}");
+    assert_eq!(
+        prometheus.query("up{job=\"app-web\"}").unwrap()[0]["value"][1],
+        "1"
+    );
+
+    let rules = prometheus.api("/api/v1/rules").unwrap();
+    let loaded: usize = rules["data"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|group| group["rules"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(loaded, 12, "every alert rule loads: {rules}");
+    let health: Vec<&str> = rules["data"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|group| group["rules"].as_array().unwrap())
+        .filter_map(|rule| rule["health"].as_str())
+        .collect();
+    assert!(
+        health.iter().all(|health| *health != "err"),
+        "no rule fails to evaluate: {rules}"
+    );
+}
