@@ -97,7 +97,7 @@ impl Folder {
             );
             manifests.push(manifest);
         }
-        manifests.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.name.cmp(&a.name)));
+        manifests.sort_by(Manifest::newest_first);
         Ok(manifests)
     }
 
@@ -198,8 +198,13 @@ impl Folder {
         self.sync()
     }
 
-    /// Appends one line to the run log. Failing to log never hides the run's own result.
-    pub fn log_run(&self, entry: &serde_json::Value) {
+    /// Appends one line to the run log, stamped with the time. Failing to log never hides the
+    /// run's own result.
+    pub fn log_run(&self, mut entry: serde_json::Value) {
+        let time = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        entry["time"] = serde_json::Value::String(time);
         let path = self.path.join(RUN_LOG);
         let line = format!("{entry}\n");
         let written = File::options()
@@ -210,22 +215,6 @@ impl Folder {
         if let Err(err) = written {
             tracing::warn!(error = %err, file = %path.display(), "could not write the run log");
         }
-    }
-
-    /// The run log's entries, oldest first.
-    pub fn run_log(&self) -> anyhow::Result<Vec<serde_json::Value>> {
-        let path = self.path.join(RUN_LOG);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(err) => return Err(err).with_context(|| format!("read {}", path.display())),
-        };
-        text.lines()
-            .map(|line| {
-                serde_json::from_str(line)
-                    .with_context(|| format!("a line of {} is not JSON", path.display()))
-            })
-            .collect()
     }
 }
 

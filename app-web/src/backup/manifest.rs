@@ -74,6 +74,14 @@ impl Manifest {
         format!("{name}{ARTIFACT_SUFFIX}")
     }
 
+    /// Newest first, by start time, then by name for backups of the same second; every
+    /// listing and the retention plan order backups this way.
+    pub fn newest_first(a: &Self, b: &Self) -> std::cmp::Ordering {
+        b.created_at
+            .cmp(&a.created_at)
+            .then_with(|| b.name.cmp(&a.name))
+    }
+
     pub fn to_json(&self) -> anyhow::Result<Vec<u8>> {
         let mut text = serde_json::to_vec_pretty(self)?;
         text.push(b'\n');

@@ -99,7 +99,7 @@ impl Remote {
             .with_context(|| format!("read {file} from {}", self.description))?;
             manifests.push(Manifest::from_json(&bytes, &format!("{file} off-site"))?);
         }
-        manifests.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.name.cmp(&a.name)));
+        manifests.sort_by(Manifest::newest_first);
         Ok(manifests)
     }
 

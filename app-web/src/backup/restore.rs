@@ -305,19 +305,16 @@ pub async fn verify(
 ) -> anyhow::Result<VerifyReport> {
     let folder = Folder::open(&config.dir()?)?;
     let result = verify_in(config, database, &folder, backup).await;
-    let time = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
     let entry = match &result {
         Ok(report) => serde_json::json!({
-            "time": time, "command": "verify", "ok": report.matches(), "backup": report.backup,
+            "command": "verify", "ok": report.matches(), "backup": report.backup,
             "differences": report.differences,
         }),
         Err(err) => serde_json::json!({
-            "time": time, "command": "verify", "ok": false, "error": format!("{err:#}"),
+            "command": "verify", "ok": false, "error": format!("{err:#}"),
         }),
     };
-    folder.log_run(&entry);
+    folder.log_run(entry);
     result
 }
 

@@ -31,12 +31,7 @@ pub fn plan<'a>(backups: &'a [Manifest], policy: &Policy) -> Plan<'a> {
     let times: Vec<OffsetDateTime> = backups.iter().map(|backup| backup.created_at).collect();
     let kept = kept_indices(&times, policy);
     let mut order: Vec<usize> = (0..backups.len()).collect();
-    order.sort_by(|&a, &b| {
-        backups[b]
-            .created_at
-            .cmp(&backups[a].created_at)
-            .then(backups[b].name.cmp(&backups[a].name))
-    });
+    order.sort_by(|&a, &b| Manifest::newest_first(&backups[a], &backups[b]));
     let (keep, remove) = order
         .into_iter()
         .partition::<Vec<usize>, _>(|index| kept.contains(index));

@@ -25,12 +25,8 @@ pub async fn run_logged(
     let folder = Folder::open(&config.dir()?)?;
     let started = Instant::now();
     let result = run(config, database, &folder).await;
-    let time = OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
     let entry = match &result {
         Ok(manifest) => serde_json::json!({
-            "time": time,
             "command": "run",
             "ok": true,
             "backup": manifest.name,
@@ -38,14 +34,13 @@ pub async fn run_logged(
             "artifact_bytes": manifest.sizes.artifact_bytes,
         }),
         Err(err) => serde_json::json!({
-            "time": time,
             "command": "run",
             "ok": false,
             "duration_seconds": started.elapsed().as_secs_f64(),
             "error": format!("{err:#}"),
         }),
     };
-    folder.log_run(&entry);
+    folder.log_run(entry);
     match &result {
         Ok(manifest) => tracing::info!(
             backup = %manifest.name,
