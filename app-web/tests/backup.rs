@@ -688,14 +688,7 @@ fn the_schedule_backs_up_verifies_and_reports_metrics_until_sigterm() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let metrics = || -> String {
-        Command::new("curl")
-            .args(["--silent", "--max-time", "5", "--noproxy", "*"])
-            .arg(format!("http://127.0.0.1:{port}/metrics"))
-            .output()
-            .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
-            .unwrap_or_default()
-    };
+    let metrics = || support::curl_http(&format!("http://127.0.0.1:{port}/metrics"), &[]).1;
     let verified = wait_for(
         Duration::from_secs(90),
         "a backup and a passing drill",

@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
 use local_servers::wait_for;
@@ -12,32 +11,13 @@ use support::RunningBinary;
 
 /// GET with curl, extra headers and all; returns the status.
 fn curl(url: &str, extra: &[&str]) -> u16 {
-    let output = Command::new("curl")
-        .args([
-            "--silent",
-            "--noproxy",
-            "*",
-            "--max-time",
-            "10",
-            "--output",
-            "/dev/null",
-        ])
-        .args(["--write-out", "%{http_code}"])
-        .args(extra)
-        .arg(url)
-        .output()
-        .expect("run curl");
-    String::from_utf8_lossy(&output.stdout).parse().unwrap_or(0)
+    support::curl_http(url, extra).0
 }
 
 fn scrape(app: &RunningBinary) -> String {
-    let output = Command::new("curl")
-        .args(["--silent", "--fail", "--noproxy", "*", "--max-time", "10"])
-        .arg(app.url("/metrics"))
-        .output()
-        .expect("run curl");
-    assert!(output.status.success(), "GET /metrics failed");
-    String::from_utf8(output.stdout).unwrap()
+    let (status, body) = support::curl_http(&app.url("/metrics"), &[]);
+    assert_eq!(status, 200, "GET /metrics failed: {body}");
+    body
 }
 
 /// The value of the sample `name{labels}` whose labels include every pair in `labels`.

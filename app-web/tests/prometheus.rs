@@ -4,7 +4,6 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use local_servers::{Prometheus, wait_for};
@@ -21,19 +20,7 @@ fn rules_dir() -> std::path::PathBuf {
 fn prometheus_scrapes_the_traffic_the_test_sent_and_loads_the_alert_rules() {
     let app = RunningBinary::start(&[]);
     for _ in 0..7 {
-        let status = Command::new("curl")
-            .args([
-                "--silent",
-                "--fail",
-                "--noproxy",
-                "*",
-                "--output",
-                "/dev/null",
-            ])
-            .arg(app.url("/api/info"))
-            .status()
-            .unwrap();
-        assert!(status.success());
+        assert_eq!(support::curl_http(&app.url("/api/info"), &[]).0, 200);
     }
     let config = format!(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\

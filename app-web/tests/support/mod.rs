@@ -167,3 +167,18 @@ pub fn assert_success(output: &std::process::Output, what: &str) {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// A request with curl to a plain-HTTP `url` (a GET unless `extra` says otherwise), past any
+/// proxy: the status (0 when nothing answered) and the body.
+pub fn curl_http(url: &str, extra: &[&str]) -> (u16, String) {
+    let output = Command::new("curl")
+        .args(["--silent", "--noproxy", "*", "--max-time", "10"])
+        .args(["--write-out", "\n%{http_code}"])
+        .args(extra)
+        .arg(url)
+        .output()
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (status.trim().parse().unwrap_or(0), body.to_owned())
+}
