@@ -58,6 +58,18 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         .install_recorder()
         .context("install the metrics recorder")?;
     describe();
+    // Counters without labels start at zero, so that rate() over them and the dashboards'
+    // panels work before the first event, and an absent series means a missing target.
+    for counter in [
+        CACHE_HITS,
+        CACHE_MISSES,
+        CACHE_BYPASSES,
+        RATE_LIMITED,
+        RATE_LIMIT_BYPASSES,
+        DATABASE_UNAVAILABLE,
+    ] {
+        metrics::counter!(counter).absolute(0);
+    }
     metrics::gauge!(
         BUILD_INFO,
         "version" => env!("CARGO_PKG_VERSION"),

@@ -5,50 +5,15 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use local_servers::{PgBouncer, Postgres, PostgresOptions, Redis, RedisOptions};
+use local_servers::{PgBouncer, Redis, RedisOptions};
 use serde_json::{Value, json};
-use support::{RunningBinary, http_client, run_binary};
+use support::{RunningBinary, docker_dir, http_client, run_binary, stack_postgres};
 
-const APP_PASSWORD: &str = "app-password-from-a-secret";
+const APP_PASSWORD: &str = support::STACK_APP_PASSWORD;
 const REDIS_PASSWORD: &str = "redis-password-from-a-secret";
-
-fn docker_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .join("docker")
-}
-
-/// PostgreSQL on the stack's postgresql.conf, password authentication over TCP, and the
-/// stack's init script run against it as the official image would run it.
-fn stack_postgres(secrets: &Path) -> Postgres {
-    let postgres = Postgres::start_with(PostgresOptions {
-        config_file: Some(docker_dir().join("postgres/postgresql.conf")),
-        host_auth: Some("scram-sha-256".into()),
-        ..PostgresOptions::default()
-    })
-    .expect("PostgreSQL starts on docker/postgres/postgresql.conf");
-    let password_file = secrets.join("app_db_password");
-    std::fs::write(&password_file, format!("{APP_PASSWORD}\n")).unwrap();
-    let output = Command::new("sh")
-        .arg(docker_dir().join("postgres/initdb/10-app-role.sh"))
-        .env("APP_DB_PASSWORD_FILE", &password_file)
-        .env("POSTGRES_USER", "postgres")
-        .env("PGHOST", postgres.socket_dir())
-        .env("PGPORT", postgres.port.to_string())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "the init script failed: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    postgres
-}
 
 fn write_secret(dir: &Path, name: &str, value: &str) -> String {
     let path = dir.join(name);
@@ -85,6 +50,11 @@ fn postgres_runs_on_the_stack_config_and_the_init_script_makes_the_app_role() {
         .psql("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'app'")
         .unwrap();
     assert_eq!(owner.trim(), "app");
+    // The exporter's role reads statistics and nothing else.
+    let monitor = postgres
+        .psql("SELECT pg_has_role('monitor', 'pg_monitor', 'member'), rolsuper, rolconnlimit FROM pg_roles WHERE rolname = 'monitor'")
+        .unwrap();
+    assert_eq!(monitor.trim(), "t|f|3", "{monitor}");
 
     // migrate authenticates as app with the password from its file; a wrong one is refused.
     let url = format!("postgres://app@127.0.0.1:{}/app", postgres.port);

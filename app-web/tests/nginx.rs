@@ -258,6 +258,7 @@ fn the_image_entrypoint_renders_the_template_as_xtask_does() {
         "SERVER_NAME=app.example.org",
         "HTTP_LISTEN=80",
         "HTTPS_LISTEN=443",
+        "STATUS_LISTEN=8081",
         "HTTPS_ORIGIN=https://app.example.org",
         "UPSTREAM=app-web:8080",
         "RATE_LIMIT=20r/s",

@@ -27,6 +27,7 @@ pub enum Command {
     Bench(Bench),
     Docker(Docker),
     Nginx(Nginx),
+    Dashboards(Dashboards),
     #[command(hide = true)]
     BundleDesktop(BundleDesktop),
 }
@@ -217,6 +218,9 @@ pub struct NginxSettings {
     /// Where HTTPS listens
     #[arg(long, env = "NGINX_HTTPS_LISTEN", default_value = "443")]
     pub https_listen: String,
+    /// Where stub_status answers (for nginx-exporter; keep it unpublished)
+    #[arg(long, env = "NGINX_STATUS_LISTEN", default_value = "127.0.0.1:8081")]
+    pub status_listen: String,
     /// Where plain HTTP redirects to [default: https://<server name>]
     #[arg(long, env = "NGINX_HTTPS_ORIGIN")]
     pub https_origin: Option<String>,
@@ -241,6 +245,15 @@ pub struct NginxSettings {
     /// Writable folder for the pid file and request buffers
     #[arg(long, env = "NGINX_RUNTIME_DIR", default_value = "/run/nginx")]
     pub runtime_dir: String,
+}
+
+/// Write the Grafana dashboards in docker/grafana/dashboards from their definitions in
+/// xtask/src/dashboards.rs
+#[derive(Debug, Args)]
+pub struct Dashboards {
+    /// Write nothing; fail if a committed dashboard differs from its definition
+    #[arg(long)]
+    pub check: bool,
 }
 
 /// Bundle the release build of app-desktop with tauri-bundler and print the bundles as JSON;

@@ -3,6 +3,7 @@
 
 mod bench;
 mod ci;
+mod dashboards;
 mod dist;
 mod docker;
 mod flags;
@@ -43,6 +44,7 @@ fn run(command: flags::Command) -> anyhow::Result<()> {
         flags::Command::Bench(cmd) => cmd.run(&sh),
         flags::Command::Docker(cmd) => cmd.run(&sh),
         flags::Command::Nginx(cmd) => cmd.run(&sh),
+        flags::Command::Dashboards(cmd) => cmd.run(&sh),
         flags::Command::BundleDesktop(cmd) => cmd.run(&sh),
     }
 }

@@ -24,6 +24,7 @@ fn render(sh: &Shell, settings: flags::NginxSettings) -> anyhow::Result<()> {
         ("NGINX_SERVER_NAME", settings.server_name.clone()),
         ("NGINX_HTTP_LISTEN", settings.http_listen),
         ("NGINX_HTTPS_LISTEN", settings.https_listen),
+        ("NGINX_STATUS_LISTEN", settings.status_listen),
         (
             "NGINX_HTTPS_ORIGIN",
             settings

@@ -50,6 +50,11 @@ pub fn runtime_dockerfile() -> PathBuf {
     docker_dir().join("app-web.Dockerfile")
 }
 
+/// The Grafana dashboards `cargo xtask dashboards` writes.
+pub fn dashboards_dir() -> PathBuf {
+    docker_dir().join("grafana/dashboards")
+}
+
 pub fn nginx_dir() -> PathBuf {
     project_root().join("nginx")
 }

@@ -33,7 +33,8 @@ pub enum Purpose {
     /// Backups in tests: pg_dump and pg_restore come with PostgreSQL's packages; the
     /// S3-compatible server for off-site copies is a cargo tool (see [`CARGO_TOOLS`]).
     Backups,
-    /// The monitoring configuration in tests: Prometheus and promtool.
+    /// The monitoring configuration in tests: Prometheus and promtool, Alertmanager and amtool,
+    /// and the exporters the compose stack runs, at the versions it pins.
     Monitoring,
 }
 
@@ -95,6 +96,12 @@ pub const SYSTEM_PACKAGES: &[SystemPackage] = &[
     package("certbot",               "certbot",              Purpose::Proxy),
     package("chromium",              "chromium",             Purpose::Proxy),
     package("prometheus",            "golang-github-prometheus", Purpose::Monitoring),
+    package("prometheus-alertmanager", "golang-github-prometheus-alertmanager", Purpose::Monitoring),
+    package("prometheus-postgres-exporter", "golang-github-prometheus-postgres-exporter", Purpose::Monitoring),
+    package("prometheus-redis-exporter", "golang-github-oliver006-redis-exporter", Purpose::Monitoring),
+    package("prometheus-nginx-exporter", "golang-github-nginxinc-prometheus-exporter", Purpose::Monitoring),
+    package("prometheus-node-exporter", "golang-github-prometheus-node-exporter", Purpose::Monitoring),
+    package("prometheus-blackbox-exporter", "golang-github-prometheus-blackbox-exporter", Purpose::Monitoring),
 ];
 
 /// Every purpose, for `cargo xtask setup`.

@@ -59,9 +59,33 @@ fn docker_compose_accepts_the_stack_and_resolves_it_as_intended() {
     assert_eq!(
         names,
         [
-            "app-web", "backup", "certbot", "migrate", "nginx", "postgres", "redis"
+            "alertmanager",
+            "alloy",
+            "app-web",
+            "backup",
+            "blackbox-exporter",
+            "certbot",
+            "grafana",
+            "loki",
+            "migrate",
+            "nginx",
+            "nginx-exporter",
+            "node-exporter",
+            "postgres",
+            "postgres-exporter",
+            "prometheus",
+            "redis",
+            "redis-exporter",
         ]
     );
+    for name in names {
+        let profiles = &services[name]["profiles"];
+        if MONITORING.contains(&name) {
+            assert_eq!(strings(profiles), ["monitoring"], "{name}");
+        } else {
+            assert!(profiles.is_badvalue(), "{name} runs without a profile");
+        }
+    }
     let backup = &services["backup"];
     assert_eq!(
         backup["build"]["args"]["POSTGRES_IMAGE"].as_str(),
@@ -135,6 +159,121 @@ fn docker_compose_accepts_the_stack_and_resolves_it_as_intended() {
         services["redis"]["logging"]["options"]["max-size"].as_str(),
         Some("10m")
     );
+}
+
+/// The services of the `monitoring` profile.
+const MONITORING: &[&str] = &[
+    "alertmanager",
+    "alloy",
+    "blackbox-exporter",
+    "grafana",
+    "loki",
+    "nginx-exporter",
+    "node-exporter",
+    "postgres-exporter",
+    "prometheus",
+    "redis-exporter",
+];
+
+/// Whether `output` (a program's version report) names `version` whole: after a space or `=`
+/// and not followed by another digit or dot.
+fn reports_version(output: &str, version: &str) -> bool {
+    output.match_indices(version).any(|(at, _)| {
+        let before = output[..at].chars().next_back();
+        let after = output[at + version.len()..].chars().next();
+        matches!(before, Some(' ' | '='))
+            && !after.is_some_and(|next| next.is_ascii_digit() || next == '.')
+    })
+}
+
+#[test]
+fn the_monitoring_images_are_the_versions_the_tests_run() {
+    assert!(reports_version(
+        "node_exporter, version 1.5.0 (branch",
+        "1.5.0"
+    ));
+    assert!(reports_version("Exporter version=0.11.0-1+b4", "0.11.0"));
+    assert!(!reports_version("version 1.5.01", "1.5.0"));
+    assert!(!reports_version("version 11.5.0", "1.5.0"));
+
+    let stack = resolved(&["compose.yaml"]);
+    let services = &stack["services"];
+    for (service, program, flag) in [
+        ("prometheus", "prometheus", "--version"),
+        ("alertmanager", "prometheus-alertmanager", "--version"),
+        (
+            "postgres-exporter",
+            "prometheus-postgres-exporter",
+            "--version",
+        ),
+        ("redis-exporter", "prometheus-redis-exporter", "-version"),
+        ("nginx-exporter", "prometheus-nginx-exporter", "-version"),
+        ("node-exporter", "prometheus-node-exporter", "--version"),
+        (
+            "blackbox-exporter",
+            "prometheus-blackbox-exporter",
+            "--version",
+        ),
+    ] {
+        let image = services[service]["image"].as_str().unwrap();
+        let tag = image.rsplit_once(':').unwrap().1;
+        let version = tag.trim_start_matches('v').trim_end_matches("-alpine");
+        let output = Command::new(program)
+            .arg(flag)
+            .output()
+            .unwrap_or_else(|err| panic!("run {program} (`cargo xtask setup` installs it): {err}"));
+        let report = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            reports_version(&report, version),
+            "{service} pins {image}, but the tests run {program}: {report}"
+        );
+    }
+    // The configuration the tests load is the one the containers mount.
+    for (service, mount) in [
+        ("prometheus", "/docker/prometheus:/etc/prometheus:ro"),
+        ("alertmanager", "/docker/alertmanager:/etc/alertmanager:ro"),
+        ("blackbox-exporter", "/docker/blackbox:/etc/blackbox:ro"),
+        (
+            "grafana",
+            "/docker/grafana/dashboards:/var/lib/grafana/dashboards:ro",
+        ),
+        ("loki", "/docker/loki/loki.yml:/etc/loki/loki.yml:ro"),
+        (
+            "alloy",
+            "/docker/alloy/config.alloy:/etc/alloy/config.alloy:ro",
+        ),
+    ] {
+        let volumes = strings(&services[service]["volumes"]);
+        assert!(
+            volumes.iter().any(|volume| volume.ends_with(mount)),
+            "{service} mounts {mount}: {volumes:?}"
+        );
+    }
+    // Grafana's password, the exporters' and Alertmanager's credentials come from files.
+    assert_eq!(
+        services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD__FILE"].as_str(),
+        Some("/run/secrets/grafana_admin_password")
+    );
+    assert_eq!(
+        services["postgres-exporter"]["environment"]["DATA_SOURCE_USER"].as_str(),
+        Some("monitor")
+    );
+    let secrets: Vec<&str> = services["alertmanager"]["secrets"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .map(|secret| secret["source"].as_str().unwrap())
+        .collect();
+    assert_eq!(secrets, ["alert_webhook_url", "alert_smtp_password"]);
+    for service in ["prometheus", "alertmanager", "grafana"] {
+        for port in strings(&services[service]["ports"]) {
+            assert!(port.starts_with("127.0.0.1:"), "{service}: {port}");
+        }
+    }
 }
 
 #[test]

@@ -502,6 +502,7 @@ fn the_nginx_image_serves_the_project_configuration_on_debians_nginx() {
         "NGINX_SERVER_NAME=app.test",
         "NGINX_HTTP_LISTEN=80",
         "NGINX_HTTPS_LISTEN=443",
+        "NGINX_STATUS_LISTEN=8081",
         "NGINX_HTTPS_ORIGIN=https://app.test",
         // Nothing listens there: app-web's absence shows as 502.
         "NGINX_UPSTREAM=127.0.0.1:9",

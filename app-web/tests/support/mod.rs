@@ -182,3 +182,55 @@ pub fn curl_http(url: &str, extra: &[&str]) -> (u16, String) {
     let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
     (status.trim().parse().unwrap_or(0), body.to_owned())
 }
+
+/// The passwords [`stack_postgres`] gives the stack's roles, as the secret files would.
+pub const STACK_APP_PASSWORD: &str = "app-password-from-a-secret";
+pub const STACK_MONITOR_PASSWORD: &str = "monitor-password-from-a-secret";
+
+/// The repository's docker/ folder.
+pub fn docker_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .join("docker")
+}
+
+/// PostgreSQL on the stack's postgresql.conf, password authentication over TCP, and every
+/// script in docker/postgres/initdb run against it in order, as the official image runs them,
+/// with the roles' passwords in files in `secrets`.
+pub fn stack_postgres(secrets: &std::path::Path) -> Postgres {
+    let postgres = Postgres::start_with(local_servers::PostgresOptions {
+        config_file: Some(docker_dir().join("postgres/postgresql.conf")),
+        host_auth: Some("scram-sha-256".into()),
+        ..local_servers::PostgresOptions::default()
+    })
+    .expect("PostgreSQL starts on docker/postgres/postgresql.conf");
+    let app_password = secrets.join("app_db_password");
+    std::fs::write(&app_password, format!("{STACK_APP_PASSWORD}\n")).unwrap();
+    let monitor_password = secrets.join("monitor_db_password");
+    std::fs::write(&monitor_password, format!("{STACK_MONITOR_PASSWORD}\n")).unwrap();
+    let mut scripts: Vec<_> = std::fs::read_dir(docker_dir().join("postgres/initdb"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    scripts.sort();
+    for script in scripts {
+        let output = Command::new("sh")
+            .arg(&script)
+            .env("APP_DB_PASSWORD_FILE", &app_password)
+            .env("MONITOR_DB_PASSWORD_FILE", &monitor_password)
+            .env("POSTGRES_USER", "postgres")
+            .env("PGHOST", postgres.socket_dir())
+            .env("PGPORT", postgres.port.to_string())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{} failed: {}{}",
+            script.display(),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    postgres
+}

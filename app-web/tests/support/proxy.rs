@@ -23,6 +23,8 @@ pub struct Proxy {
     pub nginx: Nginx,
     pub http: u16,
     pub https: u16,
+    /// Where stub_status answers.
+    pub status: u16,
     pub folder: tempfile::TempDir,
 }
 
@@ -69,13 +71,18 @@ impl Proxy {
         );
         let certificate = root.join("certs/current/fullchain.pem");
         let key = root.join("certs/current/privkey.pem");
-        let (http, https) = (free_port().unwrap(), free_port().unwrap());
+        let (http, https, status) = (
+            free_port().unwrap(),
+            free_port().unwrap(),
+            free_port().unwrap(),
+        );
         let values: BTreeMap<String, String> = [
             ("NGINX_SERVER_NAME", server_name.to_owned()),
             ("NGINX_RATE_LIMIT", rate_limit.0.to_owned()),
             ("NGINX_RATE_BURST", rate_limit.1.to_string()),
             ("NGINX_HTTP_LISTEN", format!("127.0.0.1:{http}")),
             ("NGINX_HTTPS_LISTEN", format!("127.0.0.1:{https}")),
+            ("NGINX_STATUS_LISTEN", format!("127.0.0.1:{status}")),
             (
                 "NGINX_HTTPS_ORIGIN",
                 format!("https://{SERVER_NAME}:{https}"),
@@ -113,6 +120,7 @@ impl Proxy {
             nginx,
             http,
             https,
+            status,
             folder,
         }
     }

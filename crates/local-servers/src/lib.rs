@@ -1,11 +1,12 @@
 //! Real servers started on this machine for tests, benchmarks and `cargo xtask docker smoke`:
 //! PostgreSQL (initdb in a temporary folder), Redis and nginx from the machine's packages,
-//! PgBouncer, Pebble and testssl.sh from Debian 13's, an S3-compatible server (s3s-fs) and
-//! Prometheus, on free loopback ports and unix sockets, stopped on drop; and a Docker engine,
-//! started when none runs.
+//! PgBouncer, Pebble and testssl.sh from Debian 13's, an S3-compatible server (s3s-fs),
+//! Prometheus with its exporters and Alertmanager, on free loopback ports and unix sockets,
+//! stopped on drop; and a Docker engine, started when none runs.
 
 mod debian_chroot;
 mod docker_engine;
+mod exporter;
 pub mod nginx;
 mod pebble;
 mod pgbouncer;
@@ -19,6 +20,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 pub use docker_engine::{DockerEngine, docker_client};
+pub use exporter::Exporter;
 pub use nginx::Nginx;
 pub use pebble::Pebble;
 pub use pgbouncer::PgBouncer;

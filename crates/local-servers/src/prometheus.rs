@@ -18,7 +18,7 @@ pub struct Prometheus {
 }
 
 /// A GET on 127.0.0.1:`port` with HTTP/1.0; the status code and body.
-fn http_get(port: u16, path: &str) -> anyhow::Result<(u16, String)> {
+pub(crate) fn http_get(port: u16, path: &str) -> anyhow::Result<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;

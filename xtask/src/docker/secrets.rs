@@ -34,30 +34,69 @@ const SECRETS: &[Secret] = &[
         file: "backup_s3_secret_key",
         what: "the off-site store's secret access key: written empty, paste the key your S3 provider issued",
     },
+    Secret {
+        file: "monitor_db_password",
+        what: "the password of the `monitor` role postgres-exporter connects as",
+    },
+    Secret {
+        file: "redis_exporter_passwords",
+        what: "redis-exporter's password map, with Redis's requirepass",
+    },
+    Secret {
+        file: "grafana_admin_password",
+        what: "the password of Grafana's `admin` user",
+    },
+    Secret {
+        file: "alert_webhook_url",
+        what: "where Alertmanager posts alerts: written empty, paste your webhook's URL (or set ALERT_EMAIL_TO)",
+    },
+    Secret {
+        file: "alert_smtp_password",
+        what: "the SMTP password for alert e-mails: written empty, paste it when ALERT_SMTP_USERNAME is set",
+    },
 ];
+
+/// Where redis-exporter reaches Redis in docker/compose.yaml (REDIS_ADDR): the key of its
+/// password map.
+const REDIS_EXPORTER_ADDRESS: &str = "redis://redis:6379";
 
 pub fn write_missing(dir: &Path, force: bool, dry_run: bool) -> anyhow::Result<()> {
     if !dry_run {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
         set_mode(dir, 0o700)?;
     }
-    // The user list repeats the app role's password, so it follows that file.
-    let app_password = match std::fs::read_to_string(dir.join("app_db_password")) {
-        Ok(text) if !force => text.trim().to_owned(),
-        _ => random_password()?,
-    };
+    // Some files repeat another's password, so they follow that file: they are rewritten
+    // whenever they no longer match it.
+    let app_password = kept_or_new(dir, "app_db_password", force)?;
+    let redis_password = kept_or_new(dir, "redis_password", force)?;
     for secret in SECRETS {
         let path = dir.join(secret.file);
-        if path.exists() && !force {
+        let derived = match secret.file {
+            "app_db_password" => Some(app_password.clone()),
+            "redis_password" => Some(redis_password.clone()),
+            "pgbouncer_userlist" => Some(format!("\"app\" \"{app_password}\"\n")),
+            "redis_exporter_passwords" => {
+                Some(serde_json::json!({ REDIS_EXPORTER_ADDRESS: redis_password }).to_string())
+            }
+            _ => None,
+        };
+        let current = std::fs::read_to_string(&path).ok();
+        let up_to_date = match (&current, &derived) {
+            (Some(current), Some(derived)) => current.trim_end() == derived.trim_end(),
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if up_to_date && !force {
             eprintln!("xtask: keeping {} ({})", path.display(), secret.what);
             continue;
         }
-        let content = match secret.file {
-            "app_db_password" => app_password.clone(),
-            "pgbouncer_userlist" => format!("\"app\" \"{app_password}\"\n"),
-            // Not ours to invent: the provider issues it. Empty keeps off-site copies off.
-            "backup_s3_secret_key" => String::new(),
-            _ => random_password()?,
+        let content = match (derived, secret.file) {
+            (Some(derived), _) => derived,
+            // Not ours to invent: a provider issues them. Empty keeps what they enable off.
+            (None, "backup_s3_secret_key" | "alert_webhook_url" | "alert_smtp_password") => {
+                String::new()
+            }
+            (None, _) => random_password()?,
         };
         if dry_run {
             eprintln!("xtask: would write {} ({})", path.display(), secret.what);
@@ -67,6 +106,14 @@ pub fn write_missing(dir: &Path, force: bool, dry_run: bool) -> anyhow::Result<(
         eprintln!("xtask: wrote {} ({})", path.display(), secret.what);
     }
     Ok(())
+}
+
+/// The password in `dir`/`name` unless it is missing or `force` is set; else a new one.
+fn kept_or_new(dir: &Path, name: &str, force: bool) -> anyhow::Result<String> {
+    match std::fs::read_to_string(dir.join(name)) {
+        Ok(text) if !force && !text.trim().is_empty() => Ok(text.trim().to_owned()),
+        _ => random_password(),
+    }
 }
 
 /// 32 random bytes as hex: no character that needs quoting in a URL, a shell or a config file.
@@ -104,6 +151,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_password_map_is_keyed_by_the_address_compose_gives_redis_exporter() {
+        let compose =
+            std::fs::read_to_string(crate::path::docker_dir().join("compose.yaml")).unwrap();
+        assert!(compose.contains(&format!("REDIS_ADDR: {REDIS_EXPORTER_ADDRESS}\n")));
+    }
+
+    #[test]
     fn secrets_are_made_once_and_the_user_list_follows_the_app_password() {
         let dir = tempfile::tempdir().unwrap();
         let secrets = dir.path().join("secrets");
@@ -117,6 +171,13 @@ mod tests {
         assert_ne!(app, read("postgres_password"));
         assert_eq!(read("pgbouncer_userlist"), format!("\"app\" \"{app}\"\n"));
 
+        let redis = read("redis_password");
+        let map: serde_json::Value =
+            serde_json::from_str(&read("redis_exporter_passwords")).unwrap();
+        assert_eq!(map, serde_json::json!({ "redis://redis:6379": redis }));
+        assert_eq!(read("alert_webhook_url"), "");
+        assert_eq!(read("grafana_admin_password").len(), 64);
+
         std::fs::remove_file(secrets.join("redis_password")).unwrap();
         write_missing(&secrets, false, false).unwrap();
         assert_eq!(
@@ -124,7 +185,15 @@ mod tests {
             app,
             "an existing secret was replaced"
         );
-        assert_eq!(read("redis_password").len(), 64);
+        let new_redis = read("redis_password");
+        assert_eq!(new_redis.len(), 64);
+        assert_ne!(new_redis, redis);
+        let map: serde_json::Value =
+            serde_json::from_str(&read("redis_exporter_passwords")).unwrap();
+        assert_eq!(
+            map["redis://redis:6379"], new_redis,
+            "the exporter's map follows a new Redis password"
+        );
 
         write_missing(&secrets, true, false).unwrap();
         assert_ne!(

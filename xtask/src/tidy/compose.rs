@@ -115,10 +115,32 @@ fn url_has_password(value: &str) -> bool {
     })
 }
 
+/// The services Prometheus scrapes: the host part of every `host:port` target in
+/// `prometheus_yml` (docker/prometheus/prometheus.yml), the blackbox exporter's included.
+pub fn scraped_services(prometheus_yml: &str) -> Vec<String> {
+    let mut hosts: Vec<String> = prometheus_yml
+        .split('"')
+        .filter_map(|quoted| quoted.split_once(':'))
+        .filter(|(host, port)| {
+            !host.is_empty()
+                && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !port.is_empty()
+                && port.chars().all(|c| c.is_ascii_digit())
+        })
+        .map(|(host, _)| host.to_owned())
+        .collect();
+    hosts.sort();
+    hosts.dedup();
+    hosts
+}
+
 /// Every rule a compose file breaks. `complete` says whether the file defines its services
 /// whole (compose.yaml) or only adds to them (an override file), where services without an
-/// image or build are partial and only their additions are checked.
-pub fn problems(text: &str, complete: bool) -> Vec<String> {
+/// image or build are partial and only their additions are checked. A long-running service
+/// may go without a health check (`healthcheck: {disable: true}`, for images with nothing to
+/// run one) only when it is in `scraped`: then Prometheus's `up` and the TargetDown alert
+/// watch it.
+pub fn problems(text: &str, complete: bool, scraped: &[String]) -> Vec<String> {
     let document = match parse(text) {
         Ok(document) => document,
         Err(err) => return vec![format!("not valid YAML: {err}")],
@@ -153,7 +175,12 @@ pub fn problems(text: &str, complete: bool) -> Vec<String> {
                 if restart != "unless-stopped" {
                     problems.push(format!("{name}: restart must be unless-stopped (or \"no\" for a one-shot), not {restart:?}"));
                 }
-                if strings(&service["healthcheck"]["test"]).is_empty() {
+                let disabled = service["healthcheck"]["disable"].as_bool() == Some(true);
+                if disabled && !scraped.contains(&name) {
+                    problems.push(format!(
+                        "{name}: only a service Prometheus scrapes may disable its healthcheck"
+                    ));
+                } else if !disabled && strings(&service["healthcheck"]["test"]).is_empty() {
                     problems.push(format!(
                         "{name}: a long-running service needs a healthcheck test"
                     ));
@@ -270,9 +297,12 @@ const COMPOSE_FILES: &[(&str, bool)] = &[
 
 #[test]
 fn compose_files_follow_the_rules() {
+    let scraped = scraped_services(
+        &read("docker/prometheus/prometheus.yml").expect("read docker/prometheus/prometheus.yml"),
+    );
     for (file, complete) in COMPOSE_FILES {
         let text = read(file).unwrap_or_else(|| panic!("read {file}"));
-        let problems = problems(&text, *complete);
+        let problems = problems(&text, *complete, &scraped);
         assert!(problems.is_empty(), "{file}:\n  {}", problems.join("\n  "));
     }
 }
@@ -313,8 +343,18 @@ services:
     restart: unless-stopped
     healthcheck: { test: ["CMD", "true"] }
     logging: { driver: json-file, options: { max-size: 1m, max-file: "2" } }
+  exporter:
+    image: exporter:1.0
+    restart: unless-stopped
+    healthcheck: { disable: true }
+    logging: { driver: json-file, options: { max-size: 1m, max-file: "2" } }
+  scraped:
+    image: exporter:1.0
+    restart: unless-stopped
+    healthcheck: { disable: true }
+    logging: { driver: json-file, options: { max-size: 1m, max-file: "2" } }
 "#;
-    let found = problems(bad, true);
+    let found = problems(bad, true, &["scraped".to_owned()]);
     for expected in [
         "db: image \"postgres:latest\" is not pinned",
         "db: restart must be unless-stopped",
@@ -328,13 +368,14 @@ services:
         "web: app containers run with read_only: true",
         "web: app containers drop every capability",
         "web: app containers set no-new-privileges:true",
+        "exporter: only a service Prometheus scrapes may disable its healthcheck",
     ] {
         assert!(
             found.iter().any(|problem| problem.starts_with(expected)),
             "missing {expected:?} in {found:#?}"
         );
     }
-    assert_eq!(found.len(), 12, "{found:#?}");
+    assert_eq!(found.len(), 13, "{found:#?}");
 }
 
 #[test]
@@ -354,7 +395,23 @@ services:
     restart: "no"
     logging: *logging
 "#;
-    assert_eq!(problems(text, true), Vec::<String>::new());
+    assert_eq!(problems(text, true, &[]), Vec::<String>::new());
+}
+
+#[test]
+fn scraped_services_are_the_hosts_of_quoted_targets() {
+    let config = r#"
+    static_configs:
+      - targets: ["app-web:8080", "node-exporter:9100"]
+    relabel_configs:
+      - replacement: "blackbox-exporter:9115"
+        regex: "(.*):(.*)"
+    files: ["/run/prometheus/blackbox-targets.yml"]
+"#;
+    assert_eq!(
+        scraped_services(config),
+        vec!["app-web", "blackbox-exporter", "node-exporter"]
+    );
 }
 
 #[test]
