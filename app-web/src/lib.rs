@@ -15,3 +15,4 @@ pub mod server;
 pub mod telemetry;
 pub mod tls;
 pub mod ui;
+pub mod updates;
