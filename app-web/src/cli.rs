@@ -74,6 +74,34 @@ pub struct Config {
 
     #[command(flatten)]
     pub rate_limit: crate::rate_limit::RateLimitConfig,
+
+    /// Read the admin API's bearer token from this file (publishing desktop releases, changing
+    /// rollouts); without it the admin API answers 403
+    #[arg(long, env = "APP_WEB_ADMIN_TOKEN_FILE", global = true)]
+    pub admin_token_file: Option<PathBuf>,
+}
+
+/// Shortest admin token accepted: a guessable one would hand out releases.
+const MIN_ADMIN_TOKEN_CHARS: usize = 32;
+
+impl Config {
+    /// The admin token from its file, refused when empty or short.
+    pub fn admin_token(&self) -> anyhow::Result<Option<String>> {
+        let Some(token) = value_or_file(None, self.admin_token_file.as_deref(), "admin token")?
+        else {
+            return Ok(None);
+        };
+        anyhow::ensure!(
+            token.chars().count() >= MIN_ADMIN_TOKEN_CHARS,
+            "the admin token in {} has {} characters; use at least {MIN_ADMIN_TOKEN_CHARS} random ones (`cargo xtask docker secrets` makes one)",
+            self.admin_token_file
+                .as_deref()
+                .unwrap_or(std::path::Path::new(""))
+                .display(),
+            token.chars().count()
+        );
+        Ok(Some(token))
+    }
 }
 
 /// Logging settings.
@@ -150,6 +178,8 @@ impl Cli {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    // Settings that can be refused are read before anything starts.
+    let admin_token = config.admin_token()?;
     let shutdown = crate::server::shutdown_signal()?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -170,6 +200,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .with_database(pool)
         .with_cache(cache)
         .with_rate_limit(config.rate_limit.clone())
+        .with_admin_token(admin_token.as_deref())
         .with_metrics(metrics);
     let router = crate::routes::router(state.clone());
     crate::server::serve(listener, router, state, shutdown, config.shutdown_grace()).await

@@ -21,6 +21,15 @@ pub enum ApiError {
     Validation(BTreeMap<&'static str, String>),
     #[error("not found")]
     NotFound,
+    /// No credentials, or the wrong ones.
+    #[error("unauthorized")]
+    Unauthorized,
+    /// The request is understood but not allowed here; the message says why.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The request contradicts what is stored; the message says how.
+    #[error("{0}")]
+    Conflict(String),
     #[error("too many requests")]
     RateLimited { retry_after_secs: u64 },
     /// The database is not configured, down, or has no free connection.
@@ -65,6 +74,18 @@ impl IntoResponse for ApiError {
                 json!({ "error": "validation", "fields": fields }),
             ),
             ApiError::NotFound => (StatusCode::NOT_FOUND, json!({ "error": "not_found" })),
+            ApiError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                json!({ "error": "unauthorized", "message": "send `Authorization: Bearer <admin token>`" }),
+            ),
+            ApiError::Forbidden(message) => (
+                StatusCode::FORBIDDEN,
+                json!({ "error": "forbidden", "message": message }),
+            ),
+            ApiError::Conflict(message) => (
+                StatusCode::CONFLICT,
+                json!({ "error": "conflict", "message": message }),
+            ),
             ApiError::RateLimited { retry_after_secs } => (
                 StatusCode::TOO_MANY_REQUESTS,
                 json!({ "error": "rate_limited", "retry_after_secs": retry_after_secs }),
@@ -85,10 +106,18 @@ impl IntoResponse for ApiError {
             }
         };
         let mut response = (status, Json(body)).into_response();
-        if let ApiError::RateLimited { retry_after_secs } = self {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        match self {
+            ApiError::RateLimited { retry_after_secs } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
+            ApiError::Unauthorized => {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
         }
         response
     }

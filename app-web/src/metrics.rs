@@ -29,6 +29,8 @@ pub const DB_POOL_IDLE: &str = "app_web_db_pool_idle_connections";
 pub const DB_POOL_MAX: &str = "app_web_db_pool_max_connections";
 /// 1 when Redis answered a PING at the last scrape, 0 when not (absent without Redis).
 pub const REDIS_UP: &str = "app_web_redis_up";
+/// Desktop update checks by channel and outcome (update, rollback, none).
+pub const UPDATE_CHECKS: &str = "app_web_update_checks_total";
 /// Always 1, labelled with the version and commit this binary was built from.
 pub const BUILD_INFO: &str = "app_web_build_info";
 

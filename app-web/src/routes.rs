@@ -26,6 +26,8 @@ pub struct AppState {
     cache: Cache,
     rate_limit: Arc<RateLimitConfig>,
     metrics: Option<PrometheusHandle>,
+    /// SHA-256 of the admin API's bearer token; no token, no admin API.
+    admin_token: Option<Arc<[u8; 32]>>,
 }
 
 impl AppState {
@@ -38,7 +40,19 @@ impl AppState {
             cache: Cache::disabled(),
             rate_limit: Arc::new(RateLimitConfig::default()),
             metrics: None,
+            admin_token: None,
         }
+    }
+
+    /// Turns the admin API on with `token` (kept only as its SHA-256).
+    pub fn with_admin_token(mut self, token: Option<&str>) -> Self {
+        use sha2::Digest;
+        self.admin_token = token.map(|token| Arc::new(sha2::Sha256::digest(token.trim()).into()));
+        self
+    }
+
+    pub fn admin_token_digest(&self) -> Option<&[u8]> {
+        self.admin_token.as_deref().map(|digest| digest.as_slice())
     }
 
     pub fn with_database(mut self, database: Option<PgPool>) -> Self {
@@ -98,6 +112,7 @@ pub fn router(state: AppState) -> Router {
                 crate::rate_limit::limit,
             )),
         )
+        .merge(crate::updates::api::router(state.clone()))
         .fallback(get(ui))
         .with_state(state)
         // Inside the request-id layers, so the id is set when it logs.

@@ -557,20 +557,8 @@ fn stale(dir: &Path) -> anyhow::Result<Vec<String>> {
 fn write_all(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     for (file, text) in rendered() {
-        let path = dir.join(file);
-        let mut temporary = tempfile::NamedTempFile::new_in(dir)
-            .with_context(|| format!("create a temporary file in {}", dir.display()))?;
-        std::io::Write::write_all(&mut temporary, text.as_bytes())
-            .with_context(|| format!("write {}", path.display()))?;
         // Readable by Grafana's user in the container, like a checked-out file.
-        std::fs::set_permissions(
-            temporary.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o644),
-        )
-        .with_context(|| format!("chmod {}", temporary.path().display()))?;
-        temporary
-            .persist(&path)
-            .with_context(|| format!("rename into {}", path.display()))?;
+        crate::atomic_file::write(&dir.join(file), text.as_bytes(), 0o644)?;
     }
     Ok(())
 }

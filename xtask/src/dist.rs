@@ -101,6 +101,12 @@ impl flags::Verify {
             manifest.version,
             checksums::FILE_NAME
         );
+        if let Some(public_key) = self.updater_pubkey.filter(|key| !key.trim().is_empty()) {
+            let checked = step::run("check the updater signatures", || {
+                crate::sign::check_signatures(&dir, &manifest, &public_key)
+            })?;
+            eprintln!("xtask: {checked} desktop bundles carry a valid updater signature");
+        }
         Ok(())
     }
 }

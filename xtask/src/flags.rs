@@ -28,6 +28,7 @@ pub enum Command {
     Docker(Docker),
     Nginx(Nginx),
     Dashboards(Dashboards),
+    Sign(Sign),
     #[command(hide = true)]
     BundleDesktop(BundleDesktop),
 }
@@ -77,6 +78,11 @@ pub struct Verify {
     /// The dist folder to check [default: target/dist]
     #[arg(value_name = "DIR")]
     pub dist: Option<PathBuf>,
+
+    /// Also check every desktop bundle's updater signature with this public key (base64, as
+    /// `cargo xtask sign keygen` wrote it)
+    #[arg(long, env = "TAURI_SIGNING_PUBLIC_KEY", value_name = "KEY")]
+    pub updater_pubkey: Option<String>,
 }
 
 /// Run a benchmark: figures and the ratio to a baseline measured in the same run
@@ -245,6 +251,42 @@ pub struct NginxSettings {
     /// Writable folder for the pid file and request buffers
     #[arg(long, env = "NGINX_RUNTIME_DIR", default_value = "/run/nginx")]
     pub runtime_dir: String,
+}
+
+/// Sign the desktop bundles of a dist folder for the updater (`<bundle>.sig`), with the key in
+/// TAURI_SIGNING_PRIVATE_KEY (and _PASSWORD); or make a key pair with `keygen`
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Sign {
+    #[command(subcommand)]
+    pub command: Option<SignCommand>,
+
+    /// The dist folder whose bundles to sign [default: target/dist]
+    #[arg(long, value_name = "DIR")]
+    pub dist: Option<PathBuf>,
+
+    /// Fail when the key is missing instead of leaving the bundles unsigned (implied on a tag
+    /// build in GitHub Actions)
+    #[arg(long)]
+    pub release: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SignCommand {
+    Keygen(SignKeygen),
+}
+
+/// Make an updater key pair: updater.key (secret, mode 0600; its password from
+/// TAURI_SIGNING_PRIVATE_KEY_PASSWORD) and updater.key.pub
+#[derive(Debug, Args)]
+pub struct SignKeygen {
+    /// Folder to write the two files to
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// Replace an existing key
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Write the Grafana dashboards in docker/grafana/dashboards from their definitions in

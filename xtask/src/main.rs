@@ -1,6 +1,7 @@
 //! `cargo xtask`: every build, lint, test and packaging step of the workspace, so that local
 //! runs and CI go through the same code.
 
+mod atomic_file;
 mod bench;
 mod ci;
 mod dashboards;
@@ -11,6 +12,7 @@ mod lint;
 mod nginx;
 mod path;
 mod setup;
+mod sign;
 mod step;
 mod test_suite;
 #[cfg(test)]
@@ -45,6 +47,7 @@ fn run(command: flags::Command) -> anyhow::Result<()> {
         flags::Command::Docker(cmd) => cmd.run(&sh),
         flags::Command::Nginx(cmd) => cmd.run(&sh),
         flags::Command::Dashboards(cmd) => cmd.run(&sh),
+        flags::Command::Sign(cmd) => cmd.run(&sh),
         flags::Command::BundleDesktop(cmd) => cmd.run(&sh),
     }
 }

@@ -80,6 +80,7 @@ pub const SYSTEM_PACKAGES: &[SystemPackage] = &[
     package("librsvg2-dev",          "librsvg2-devel",       Purpose::DesktopBuild),
     package("dpkg",                  "dpkg",                 Purpose::DistChecks),
     package("coreutils",             "coreutils",            Purpose::DistChecks),
+    package("minisign",              "minisign",             Purpose::DistChecks),
     package("xvfb",                  "xorg-x11-server-Xvfb", Purpose::DesktopWindowTests),
     package("xdotool",               "xdotool",              Purpose::DesktopWindowTests),
     package("imagemagick",           "ImageMagick",          Purpose::DesktopWindowTests),

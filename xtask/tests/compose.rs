@@ -149,6 +149,10 @@ fn docker_compose_accepts_the_stack_and_resolves_it_as_intended() {
         app["environment"]["APP_WEB_DATABASE_PASSWORD_FILE"].as_str(),
         Some("/run/secrets/app_db_password")
     );
+    assert_eq!(
+        app["environment"]["APP_WEB_ADMIN_TOKEN_FILE"].as_str(),
+        Some("/run/secrets/admin_token")
+    );
     assert_eq!(services["migrate"]["restart"].as_str(), Some("no"));
     assert_eq!(
         strings(&services["postgres"]["healthcheck"]["test"])[1..4],

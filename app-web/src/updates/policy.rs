@@ -105,10 +105,16 @@ pub fn bucket(install_id: &str, version: &Version) -> u64 {
     u64::from_be_bytes(first) % BUCKETS
 }
 
-/// Whether the install is among the release's rollout percentage.
-pub fn in_rollout(release: &Release, install_id: &str) -> bool {
-    let covered = u64::from(release.rollout_percent.min(100)) * (BUCKETS / 100);
-    bucket(install_id, &release.version) < covered
+/// Whether the install is among the release's rollout percentage. A check without an install
+/// id is only offered releases that reach everyone.
+pub fn in_rollout(release: &Release, install_id: Option<&str>) -> bool {
+    match install_id {
+        Some(id) => {
+            let covered = u64::from(release.rollout_percent.min(100)) * (BUCKETS / 100);
+            bucket(id, &release.version) < covered
+        }
+        None => release.rollout_percent >= 100,
+    }
 }
 
 /// The offer for an install on `channel` running `current`, among `releases` (those with an
@@ -117,7 +123,7 @@ pub fn offer<'a>(
     releases: &'a [Release],
     channel: Channel,
     current: &Version,
-    install_id: &str,
+    install_id: Option<&str>,
 ) -> Offer<'a> {
     let receivable = releases
         .iter()
@@ -161,6 +167,16 @@ mod tests {
         text.parse().unwrap()
     }
 
+    /// What a stable install at `current` is offered.
+    fn on_stable(releases: &[Release], current: &str) -> Option<String> {
+        offered(offer(
+            releases,
+            Channel::Stable,
+            &version(current),
+            Some("id"),
+        ))
+    }
+
     fn offered(offer: Offer<'_>) -> Option<String> {
         match offer {
             Offer::Update(release) => Some(format!("update {}", release.version)),
@@ -188,11 +204,11 @@ mod tests {
         ];
         let current = version("1.0.0");
         assert_eq!(
-            offered(offer(&releases, Channel::Stable, &current, "id")).as_deref(),
+            offered(offer(&releases, Channel::Stable, &current, Some("id"))).as_deref(),
             Some("update 1.1.0")
         );
         assert_eq!(
-            offered(offer(&releases, Channel::Beta, &current, "id")).as_deref(),
+            offered(offer(&releases, Channel::Beta, &current, Some("id"))).as_deref(),
             Some("update 1.2.0-beta.1")
         );
         // The stable 1.2.0 is newer than its beta, and beta clients receive it.
@@ -205,7 +221,7 @@ mod tests {
                 &releases,
                 Channel::Beta,
                 &version("1.2.0-beta.1"),
-                "id"
+                Some("id")
             ))
             .as_deref(),
             Some("update 1.2.0")
@@ -220,7 +236,7 @@ mod tests {
         ];
         for current in ["1.1.0", "1.2.0", "2.0.0-beta.1"] {
             assert_eq!(
-                offer(&releases, Channel::Beta, &version(current), "id"),
+                offer(&releases, Channel::Beta, &version(current), Some("id")),
                 Offer::Nothing,
                 "{current}"
             );
@@ -232,7 +248,7 @@ mod tests {
         for percent in [1u8, 5, 25, 50, 90] {
             let release = release("2.0.0", Channel::Stable, percent);
             let reached = (0..10_000)
-                .filter(|_| in_rollout(&release, &uuid::Uuid::new_v4().to_string()))
+                .filter(|_| in_rollout(&release, Some(&uuid::Uuid::new_v4().to_string())))
                 .count();
             let share = reached as f64 / 100.0;
             assert!(
@@ -244,9 +260,17 @@ mod tests {
         let everybody = release("2.0.0", Channel::Stable, 100);
         for _ in 0..1000 {
             let id = uuid::Uuid::new_v4().to_string();
-            assert!(!in_rollout(&nobody, &id));
-            assert!(in_rollout(&everybody, &id));
+            assert!(!in_rollout(&nobody, Some(&id)));
+            assert!(in_rollout(&everybody, Some(&id)));
         }
+    }
+
+    #[test]
+    fn a_check_without_an_install_id_gets_only_full_rollouts() {
+        let partial = release("2.0.0", Channel::Stable, 99);
+        let full = release("2.0.0", Channel::Stable, 100);
+        assert!(!in_rollout(&partial, None));
+        assert!(in_rollout(&full, None));
     }
 
     #[test]
@@ -255,9 +279,16 @@ mod tests {
             .map(|_| uuid::Uuid::new_v4().to_string())
             .collect();
         let mut release = release("2.0.0", Channel::Stable, 10);
-        let first: Vec<&String> = ids.iter().filter(|id| in_rollout(&release, id)).collect();
+        let first: Vec<&String> = ids
+            .iter()
+            .filter(|id| in_rollout(&release, Some(id.as_str())))
+            .collect();
         release.rollout_percent = 30;
-        assert!(first.iter().all(|id| in_rollout(&release, id)));
+        assert!(
+            first
+                .iter()
+                .all(|id| in_rollout(&release, Some(id.as_str())))
+        );
         // Another release draws its own first installs.
         let other = Release {
             version: version("2.1.0"),
@@ -280,46 +311,34 @@ mod tests {
             release("1.1.0", Channel::Stable, 100),
         ];
         releases[1].state = RolloutState::Halted;
+        assert_eq!(on_stable(&releases, "1.0.0"), None);
         assert_eq!(
-            offer(&releases, Channel::Stable, &version("1.0.0"), "id"),
-            Offer::Nothing
-        );
-        assert_eq!(
-            offered(offer(&releases, Channel::Stable, &version("1.1.0"), "id")).as_deref(),
+            on_stable(&releases, "1.1.0").as_deref(),
             Some("rollback 1.0.0")
         );
         // A fixed release that reaches the install moves it forward instead.
         releases.push(release("1.1.1", Channel::Stable, 100));
         assert_eq!(
-            offered(offer(&releases, Channel::Stable, &version("1.1.0"), "id")).as_deref(),
+            on_stable(&releases, "1.1.0").as_deref(),
             Some("update 1.1.1")
         );
         // Resumed, it is offered again.
         releases.pop();
         releases[1].state = RolloutState::Active;
         assert_eq!(
-            offered(offer(&releases, Channel::Stable, &version("1.0.0"), "id")).as_deref(),
+            on_stable(&releases, "1.0.0").as_deref(),
             Some("update 1.1.0")
         );
-        assert_eq!(
-            offer(&releases, Channel::Stable, &version("1.1.0"), "id"),
-            Offer::Nothing
-        );
+        assert_eq!(on_stable(&releases, "1.1.0"), None);
     }
 
     #[test]
     fn a_halted_first_release_has_nothing_to_roll_back_to() {
         let mut releases = vec![release("1.0.0", Channel::Stable, 100)];
         releases[0].state = RolloutState::Halted;
-        assert_eq!(
-            offer(&releases, Channel::Stable, &version("1.0.0"), "id"),
-            Offer::Nothing
-        );
+        assert_eq!(on_stable(&releases, "1.0.0"), None);
         // A beta release is never where a stable install is rolled back to.
         releases.insert(0, release("0.9.0-beta.1", Channel::Beta, 100));
-        assert_eq!(
-            offer(&releases, Channel::Stable, &version("1.0.0"), "id"),
-            Offer::Nothing
-        );
+        assert_eq!(on_stable(&releases, "1.0.0"), None);
     }
 }

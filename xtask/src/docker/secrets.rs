@@ -35,6 +35,10 @@ const SECRETS: &[Secret] = &[
         what: "the off-site store's secret access key: written empty, paste the key your S3 provider issued",
     },
     Secret {
+        file: "admin_token",
+        what: "the bearer token of app-web's admin API (publishing desktop releases, rollouts)",
+    },
+    Secret {
         file: "monitor_db_password",
         what: "the password of the `monitor` role postgres-exporter connects as",
     },
@@ -125,19 +129,10 @@ fn random_password() -> anyhow::Result<String> {
     Ok(hex::encode(bytes))
 }
 
-/// Writes to a temporary name and renames, so a secret is never half-written. Readable by
-/// everyone: the containers' users (postgres, redis, app-web's 65532) differ from the host's,
-/// and the folder itself is private to its owner.
+/// Readable by everyone: the containers' users (postgres, redis, app-web's 65532) differ from
+/// the host's, and the folder itself is private to its owner.
 fn write_atomically(path: &Path, content: &str) -> anyhow::Result<()> {
-    let dir = path.parent().context("a secret has a folder")?;
-    let mut file = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("create a temporary file in {}", dir.display()))?;
-    std::io::Write::write_all(&mut file, content.as_bytes())?;
-    file.as_file().sync_all()?;
-    set_mode(file.path(), 0o444)?;
-    file.persist(path)
-        .with_context(|| format!("rename into {}", path.display()))?;
-    Ok(())
+    crate::atomic_file::write(path, content.as_bytes(), 0o444)
 }
 
 fn set_mode(path: &Path, mode: u32) -> anyhow::Result<()> {

@@ -1,0 +1,466 @@
+//! The update server's HTTP API: the check the desktop app's updater makes, and the admin API
+//! that `cargo xtask release publish` and operators use (a bearer token from a secret file).
+//!
+//! `GET /api/updates/{channel}/{target}/{arch}/{current_version}?bundle_type=&install_id=`
+//! answers 200 with `{version, url, signature, notes, pub_date}` (the updater's format) or 204,
+//! both cacheable for a minute: the install id is in the URL, so a cache keyed by URL stays
+//! right under staged rollouts.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use semver::Version;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use super::policy::{self, Channel, Offer, Release};
+use super::store::{self, Artifact, Publication, Published};
+use crate::error::ApiError;
+use crate::routes::AppState;
+
+/// The updater's `{{target}}` values.
+pub const TARGETS: &[&str] = &["linux", "windows", "darwin"];
+/// The updater's `{{arch}}` values.
+pub const ARCHES: &[&str] = &["x86_64", "aarch64", "i686", "armv7"];
+/// The bundle types the updater reports and installs.
+pub const BUNDLE_TYPES: &[&str] = &["deb", "rpm", "appimage", "msi", "nsis", "app"];
+
+/// How long a client or nginx may reuse an answer: a halt reaches every client within it.
+const CACHE_CONTROL: &str = "public, max-age=60";
+
+pub fn router(state: AppState) -> Router<AppState> {
+    let admin = Router::new()
+        .route(
+            "/api/admin/releases",
+            get(list_releases).post(publish_release),
+        )
+        .route(
+            "/api/admin/releases/{version}",
+            get(get_release).patch(change_release),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(state, require_admin));
+    Router::new()
+        .route(
+            "/api/updates/{channel}/{target}/{arch}/{current_version}",
+            get(check),
+        )
+        .merge(admin)
+}
+
+fn bad(field: &'static str, message: String) -> ApiError {
+    ApiError::BadRequest {
+        field: Some(field),
+        message,
+    }
+}
+
+fn one_of(field: &'static str, value: &str, allowed: &[&str]) -> Result<(), ApiError> {
+    if allowed.contains(&value) {
+        Ok(())
+    } else {
+        Err(bad(
+            field,
+            format!(
+                "unknown {field} {value:?}: use one of {}",
+                allowed.join(", ")
+            ),
+        ))
+    }
+}
+
+fn pool(state: &AppState) -> Result<&sqlx::PgPool, ApiError> {
+    state
+        .database()
+        .ok_or_else(|| ApiError::DatabaseUnavailable("no database is configured".into()))
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct CheckQuery {
+    bundle_type: Option<String>,
+    install_id: Option<String>,
+}
+
+/// An install id as the app makes it: random, 8 to 128 letters, digits and dashes.
+fn valid_install_id(id: &str) -> bool {
+    (8..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+async fn check(
+    State(state): State<AppState>,
+    Path((channel, target, arch, current)): Path<(String, String, String, String)>,
+    Query(query): Query<CheckQuery>,
+) -> Result<Response, ApiError> {
+    let channel: Channel = channel
+        .parse()
+        .map_err(|err: policy::UnknownChannel| bad("channel", err.to_string()))?;
+    one_of("target", &target, TARGETS)?;
+    one_of("arch", &arch, ARCHES)?;
+    let current = Version::parse(current.strip_prefix('v').unwrap_or(&current)).map_err(|err| {
+        bad(
+            "current_version",
+            format!("{current:?} is not a semantic version such as 1.2.3: {err}"),
+        )
+    })?;
+    let bundle_type = query.bundle_type.unwrap_or_default();
+    if !bundle_type.is_empty() {
+        one_of("bundle_type", &bundle_type, BUNDLE_TYPES)?;
+    }
+    let install_id = query.install_id.filter(|id| !id.is_empty());
+    if let Some(id) = &install_id
+        && !valid_install_id(id)
+    {
+        return Err(bad(
+            "install_id",
+            "must be 8 to 128 letters, digits and dashes (a random id the app makes)".into(),
+        ));
+    }
+
+    let offerable = store::offerable(pool(&state)?, &target, &arch, &bundle_type).await?;
+    let releases: Vec<Release> = offerable.iter().map(|o| o.release.clone()).collect();
+    let (outcome, chosen) = match policy::offer(&releases, channel, &current, install_id.as_deref())
+    {
+        Offer::Update(release) => ("update", Some(release)),
+        Offer::Rollback(release) => ("rollback", Some(release)),
+        Offer::Nothing => ("none", None),
+    };
+    metrics::counter!(
+        crate::metrics::UPDATE_CHECKS,
+        "channel" => channel.to_string(),
+        "outcome" => outcome
+    )
+    .increment(1);
+    let cache = [(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(CACHE_CONTROL),
+    )];
+    let Some(release) = chosen else {
+        return Ok((StatusCode::NO_CONTENT, cache).into_response());
+    };
+    let chosen = offerable
+        .iter()
+        .find(|o| o.release.version == release.version)
+        .ok_or_else(|| ApiError::Internal("the offered release vanished".into()))?;
+    let pub_date = chosen
+        .pub_date
+        .format(&time::format_description::well_known::Rfc3339)
+        .map_err(|err| ApiError::Internal(err.to_string()))?;
+    let body = json!({
+        "version": chosen.release.version.to_string(),
+        "url": chosen.url,
+        "signature": chosen.signature,
+        "notes": chosen.notes,
+        "pub_date": pub_date,
+    });
+    Ok((StatusCode::OK, cache, Json(body)).into_response())
+}
+
+/// Lets a request through only with `Authorization: Bearer <the admin token>`. The token is
+/// kept and compared as its SHA-256, so the comparison's timing reveals nothing usable.
+async fn require_admin(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let Some(expected) = state.admin_token_digest() else {
+        return Err(ApiError::Forbidden(
+            "the admin API is off: start app-web with --admin-token-file (APP_WEB_ADMIN_TOKEN_FILE)"
+                .into(),
+        ));
+    };
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .ok_or(ApiError::Unauthorized)?;
+    if Sha256::digest(given.trim().as_bytes()).as_slice() != expected {
+        return Err(ApiError::Unauthorized);
+    }
+    Ok(next.run(request).await)
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct PublishInput {
+    version: Option<String>,
+    channel: Option<String>,
+    notes: Option<String>,
+    pub_date: Option<String>,
+    rollout_percent: Option<i64>,
+    artifacts: Option<Vec<Artifact>>,
+}
+
+impl PublishInput {
+    fn validate(self) -> Result<Published, ApiError> {
+        let mut errors = BTreeMap::new();
+        let channel = match self.channel.as_deref().unwrap_or("").parse::<Channel>() {
+            Ok(channel) => Some(channel),
+            Err(err) => {
+                errors.insert("channel", err.to_string());
+                None
+            }
+        };
+        let version = self.version.unwrap_or_default();
+        match Version::parse(&version) {
+            Err(err) => {
+                errors.insert(
+                    "version",
+                    format!("{version:?} is not a semantic version such as 1.2.3: {err}"),
+                );
+            }
+            Ok(parsed) if !parsed.build.is_empty() => {
+                errors.insert("version", "must not carry build metadata (+...)".into());
+            }
+            Ok(parsed) if !parsed.pre.is_empty() && channel == Some(Channel::Stable) => {
+                errors.insert(
+                    "version",
+                    format!("{version} is a pre-release; publish it on the beta channel"),
+                );
+            }
+            Ok(_) => {}
+        }
+        let notes = self.notes.unwrap_or_default();
+        if notes.chars().count() > 20_000 {
+            errors.insert("notes", "must be at most 20000 characters".into());
+        }
+        let pub_date = match self.pub_date {
+            None => Some(OffsetDateTime::now_utc()),
+            Some(text) => {
+                match OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339) {
+                    Ok(date) => Some(date),
+                    Err(err) => {
+                        errors.insert(
+                            "pub_date",
+                            format!("{text:?} is not an RFC 3339 time: {err}"),
+                        );
+                        None
+                    }
+                }
+            }
+        };
+        let rollout_percent = self.rollout_percent.unwrap_or(100);
+        if !(0..=100).contains(&rollout_percent) {
+            errors.insert("rollout_percent", "must be between 0 and 100".into());
+        }
+        let mut artifacts = self.artifacts.unwrap_or_default();
+        if artifacts.is_empty() {
+            errors.insert("artifacts", "at least one artifact is required".into());
+        }
+        for (index, artifact) in artifacts.iter().enumerate() {
+            if let Some(problem) = artifact_problem(artifact) {
+                errors.insert("artifacts", format!("artifact {index}: {problem}"));
+                break;
+            }
+        }
+        artifacts.sort();
+        if artifacts.windows(2).any(|pair| {
+            (&pair[0].target, &pair[0].arch, &pair[0].bundle_type)
+                == (&pair[1].target, &pair[1].arch, &pair[1].bundle_type)
+        }) {
+            errors.insert(
+                "artifacts",
+                "two artifacts for the same target, arch and bundle type".into(),
+            );
+        }
+        match (errors.is_empty(), channel, pub_date) {
+            (true, Some(channel), Some(pub_date)) => Ok(Published {
+                version,
+                channel,
+                notes,
+                pub_date,
+                rollout_percent: rollout_percent as u8,
+                halted: false,
+                artifacts,
+            }),
+            _ => Err(ApiError::Validation(errors)),
+        }
+    }
+}
+
+fn artifact_problem(artifact: &Artifact) -> Option<String> {
+    if !TARGETS.contains(&artifact.target.as_str()) {
+        return Some(format!(
+            "unknown target {:?}: use one of {}",
+            artifact.target,
+            TARGETS.join(", ")
+        ));
+    }
+    if !ARCHES.contains(&artifact.arch.as_str()) {
+        return Some(format!(
+            "unknown arch {:?}: use one of {}",
+            artifact.arch,
+            ARCHES.join(", ")
+        ));
+    }
+    if !artifact.bundle_type.is_empty() && !BUNDLE_TYPES.contains(&artifact.bundle_type.as_str()) {
+        return Some(format!(
+            "unknown bundle_type {:?}: use one of {} or leave it empty",
+            artifact.bundle_type,
+            BUNDLE_TYPES.join(", ")
+        ));
+    }
+    if !(artifact.url.starts_with("https://") || artifact.url.starts_with("http://")) {
+        return Some(format!(
+            "url {:?} must be http:// or https://",
+            artifact.url
+        ));
+    }
+    if artifact.signature.trim().is_empty() {
+        return Some("signature is empty: sign the bundle with `cargo xtask sign`".into());
+    }
+    None
+}
+
+fn read_json<T>(body: Result<Json<T>, JsonRejection>, what: &str) -> Result<T, ApiError> {
+    body.map(|Json(input)| input)
+        .map_err(|rejection| ApiError::BadRequest {
+            field: None,
+            message: format!("the body must be {what}: {}", rejection.body_text()),
+        })
+}
+
+async fn publish_release(
+    State(state): State<AppState>,
+    body: Result<Json<PublishInput>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let release = read_json(body, "a release: version, channel, notes, artifacts")?.validate()?;
+    let pool = pool(&state)?;
+    let outcome = store::publish(pool, &release).await?;
+    let stored = store::find(pool, &release.version)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    tracing::info!(version = %release.version, channel = %release.channel, ?outcome, "release published");
+    let status = match outcome {
+        Publication::Created => StatusCode::CREATED,
+        Publication::AlreadyPublished => StatusCode::OK,
+    };
+    Ok((status, Json(stored)).into_response())
+}
+
+async fn list_releases(State(state): State<AppState>) -> Result<Json<Vec<Published>>, ApiError> {
+    Ok(Json(store::list(pool(&state)?).await?))
+}
+
+async fn get_release(
+    State(state): State<AppState>,
+    Path(version): Path<String>,
+) -> Result<Json<Published>, ApiError> {
+    store::find(pool(&state)?, &version)
+        .await?
+        .map(Json)
+        .ok_or(ApiError::NotFound)
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RolloutChange {
+    rollout_percent: Option<i64>,
+    halted: Option<bool>,
+}
+
+/// Raises or lowers the rollout, halts or resumes a release.
+async fn change_release(
+    State(state): State<AppState>,
+    Path(version): Path<String>,
+    body: Result<Json<RolloutChange>, JsonRejection>,
+) -> Result<Json<Published>, ApiError> {
+    let change = read_json(body, "an object with rollout_percent and/or halted")?;
+    if change.rollout_percent.is_none() && change.halted.is_none() {
+        return Err(bad(
+            "rollout_percent",
+            "give rollout_percent (0 to 100), halted (true or false), or both".into(),
+        ));
+    }
+    let percent = match change.rollout_percent {
+        Some(percent) if (0..=100).contains(&percent) => Some(percent as u8),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "rollout_percent",
+                "must be between 0 and 100",
+            ));
+        }
+        None => None,
+    };
+    let changed = store::change_rollout(pool(&state)?, &version, percent, change.halted)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    tracing::info!(
+        version = %version,
+        rollout_percent = changed.rollout_percent,
+        halted = changed.halted,
+        "rollout changed"
+    );
+    Ok(Json(changed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(version: &str, channel: &str) -> PublishInput {
+        PublishInput {
+            version: Some(version.into()),
+            channel: Some(channel.into()),
+            notes: None,
+            pub_date: None,
+            rollout_percent: None,
+            artifacts: Some(vec![Artifact {
+                target: "linux".into(),
+                arch: "x86_64".into(),
+                bundle_type: "deb".into(),
+                url: "https://downloads.test/app_1.0.0_amd64.deb".into(),
+                signature: "c2lnbmF0dXJl".into(),
+            }]),
+        }
+    }
+
+    fn fields(err: ApiError) -> BTreeMap<&'static str, String> {
+        match err {
+            ApiError::Validation(fields) => fields,
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_valid_release_passes_and_bad_fields_are_named() {
+        assert!(input("1.0.0", "stable").validate().is_ok());
+        assert!(input("1.1.0-beta.1", "beta").validate().is_ok());
+        let errors = fields(input("1.1.0-beta.1", "stable").validate().unwrap_err());
+        assert!(errors["version"].contains("beta channel"), "{errors:?}");
+        let errors = fields(input("one", "nightly").validate().unwrap_err());
+        assert!(errors.contains_key("version") && errors.contains_key("channel"));
+
+        let mut bad_artifact = input("1.0.0", "stable");
+        bad_artifact.artifacts.as_mut().unwrap()[0].arch = "sparc".into();
+        let errors = fields(bad_artifact.validate().unwrap_err());
+        assert!(
+            errors["artifacts"].contains("unknown arch \"sparc\""),
+            "{errors:?}"
+        );
+
+        let mut twice = input("1.0.0", "stable");
+        let copy = twice.artifacts.as_ref().unwrap()[0].clone();
+        twice.artifacts.as_mut().unwrap().push(copy);
+        let errors = fields(twice.validate().unwrap_err());
+        assert!(errors["artifacts"].contains("same target"), "{errors:?}");
+
+        let mut percent = input("1.0.0", "stable");
+        percent.rollout_percent = Some(101);
+        assert!(fields(percent.validate().unwrap_err()).contains_key("rollout_percent"));
+    }
+
+    #[test]
+    fn install_ids_are_random_tokens() {
+        assert!(valid_install_id("5f0c7c1e-8a1b-4f7e-9d3a-0b6e2a1c9d44"));
+        assert!(!valid_install_id("short"));
+        assert!(!valid_install_id("has spaces in it"));
+        assert!(!valid_install_id(&"x".repeat(129)));
+    }
+}

@@ -1,0 +1,438 @@
+//! The update server against a real PostgreSQL: releases published through the admin API,
+//! update checks per channel, platform and bundle type, staged rollout, halts, resumes and
+//! rollback, idempotent publishing, and bad input answered 400 or 422 naming the field.
+
+mod support;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use support::proxy::{Proxy, curl};
+use support::{Postgres, RunningBinary, http_client, run_binary};
+
+const TOKEN: &str = "admin-token-for-tests-0123456789abcdef";
+
+struct Server {
+    app: RunningBinary,
+    _postgres: Postgres,
+    _folder: tempfile::TempDir,
+    client: reqwest::Client,
+}
+
+impl Server {
+    fn start() -> Self {
+        let postgres = Postgres::start().expect("start PostgreSQL");
+        let folder = tempfile::tempdir().unwrap();
+        let token_file = folder.path().join("admin_token");
+        std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+        let app = RunningBinary::start_on(
+            &postgres,
+            None,
+            &["--admin-token-file", token_file.to_str().unwrap()],
+        );
+        Self {
+            app,
+            _postgres: postgres,
+            _folder: folder,
+            client: http_client(),
+        }
+    }
+
+    async fn publish(&self, release: &Value) -> (StatusCode, Value) {
+        let answer = self
+            .client
+            .post(self.app.url("/api/admin/releases"))
+            .bearer_auth(TOKEN)
+            .json(release)
+            .send()
+            .await
+            .unwrap();
+        let status = answer.status();
+        (status, answer.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn change(&self, version: &str, change: Value) -> (StatusCode, Value) {
+        let answer = self
+            .client
+            .patch(self.app.url(&format!("/api/admin/releases/{version}")))
+            .bearer_auth(TOKEN)
+            .json(&change)
+            .send()
+            .await
+            .unwrap();
+        let status = answer.status();
+        (status, answer.json().await.unwrap_or(Value::Null))
+    }
+
+    /// An update check: the status, the headers and the JSON body (null for 204).
+    async fn check(&self, path: &str) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let answer = self
+            .client
+            .get(self.app.url(&format!("/api/updates/{path}")))
+            .send()
+            .await
+            .unwrap();
+        let status = answer.status();
+        let headers = answer.headers().clone();
+        (status, headers, answer.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn offered(&self, path: &str) -> Option<String> {
+        let (status, _, body) = self.check(path).await;
+        assert!(
+            status == StatusCode::OK || status == StatusCode::NO_CONTENT,
+            "{path}: {status} {body}"
+        );
+        body["version"].as_str().map(String::from)
+    }
+}
+
+fn release(version: &str, channel: &str, percent: u8) -> Value {
+    json!({
+        "version": version,
+        "channel": channel,
+        "notes": format!("What changed in {version}"),
+        "pub_date": "2026-11-20T10:00:00Z",
+        "rollout_percent": percent,
+        "artifacts": [
+            {
+                "target": "linux", "arch": "x86_64", "bundle_type": "deb",
+                "url": format!("https://downloads.test/app_{version}_amd64.deb"),
+                "signature": format!("sig-deb-{version}"),
+            },
+            {
+                "target": "linux", "arch": "x86_64", "bundle_type": "appimage",
+                "url": format!("https://downloads.test/app_{version}_amd64.AppImage"),
+                "signature": format!("sig-appimage-{version}"),
+            },
+        ],
+    })
+}
+
+#[tokio::test]
+async fn checks_follow_channels_platforms_rollouts_halts_and_rollbacks() {
+    let server = Server::start();
+    for (version, channel) in [
+        ("0.1.0", "stable"),
+        ("0.2.0", "stable"),
+        ("0.3.0-beta.1", "beta"),
+    ] {
+        let (status, body) = server.publish(&release(version, channel, 100)).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let id = "5f0c7c1e-8a1b-4f7e-9d3a-0b6e2a1c9d44";
+    let stable_deb =
+        |current: &str| format!("stable/linux/x86_64/{current}?bundle_type=deb&install_id={id}");
+
+    // The updater's answer: the newest stable release, the deb's URL and signature.
+    let (status, headers, body) = server.check(&stable_deb("0.1.0")).await;
+    assert_eq!(
+        (status, &body["version"]),
+        (StatusCode::OK, &json!("0.2.0"))
+    );
+    assert_eq!(headers["cache-control"], "public, max-age=60");
+    assert_eq!(body["url"], "https://downloads.test/app_0.2.0_amd64.deb");
+    assert_eq!(body["signature"], "sig-deb-0.2.0");
+    assert_eq!(body["notes"], "What changed in 0.2.0");
+    assert_eq!(body["pub_date"], "2026-11-20T10:00:00Z");
+
+    let (status, headers, _) = server.check(&stable_deb("0.2.0")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "nothing newer");
+    assert_eq!(headers["cache-control"], "public, max-age=60");
+    assert_eq!(
+        server
+            .offered(&format!(
+                "beta/linux/x86_64/0.2.0?bundle_type=deb&install_id={id}"
+            ))
+            .await
+            .as_deref(),
+        Some("0.3.0-beta.1")
+    );
+    assert_eq!(
+        server
+            .offered("stable/linux/x86_64/0.1.0?bundle_type=rpm")
+            .await,
+        None,
+        "a deb is not offered to an rpm install"
+    );
+    assert_eq!(server.offered("stable/windows/x86_64/0.1.0").await, None);
+    assert_eq!(
+        server
+            .offered("stable/linux/x86_64/v0.1.0?bundle_type=appimage")
+            .await
+            .as_deref(),
+        Some("0.2.0"),
+        "a leading v is accepted"
+    );
+
+    // Halted: nobody new gets 0.2.0, and those on it go back to 0.1.0.
+    let (status, changed) = server.change("0.2.0", json!({ "halted": true })).await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!(changed["halted"], true);
+    assert_eq!(server.offered(&stable_deb("0.1.0")).await, None);
+    let (status, _, body) = server.check(&stable_deb("0.2.0")).await;
+    assert_eq!(
+        (status, &body["version"]),
+        (StatusCode::OK, &json!("0.1.0"))
+    );
+    assert_eq!(body["url"], "https://downloads.test/app_0.1.0_amd64.deb");
+    // Resumed: offered again, and nobody is sent back.
+    server.change("0.2.0", json!({ "halted": false })).await;
+    assert_eq!(
+        server.offered(&stable_deb("0.1.0")).await.as_deref(),
+        Some("0.2.0")
+    );
+    assert_eq!(server.offered(&stable_deb("0.2.0")).await, None);
+
+    // Staged: at 0% nobody, at 30% some installs and not others, at 100% everybody; a check
+    // without an install id waits for 100%.
+    server
+        .change("0.2.0", json!({ "rollout_percent": 0 }))
+        .await;
+    assert_eq!(server.offered(&stable_deb("0.1.0")).await, None);
+    let (status, changed) = server
+        .change("0.2.0", json!({ "rollout_percent": 30 }))
+        .await;
+    assert_eq!(
+        (status, &changed["rollout_percent"]),
+        (StatusCode::OK, &json!(30))
+    );
+    let mut reached = 0;
+    for n in 0..200 {
+        let path = format!(
+            "stable/linux/x86_64/0.1.0?bundle_type=deb&install_id=install-{n:04}-{}",
+            "a".repeat(8)
+        );
+        if server.offered(&path).await.is_some() {
+            reached += 1;
+        }
+    }
+    assert!(
+        (20..=100).contains(&reached),
+        "30% of 200 installs: {reached}"
+    );
+    assert_eq!(
+        server
+            .offered("stable/linux/x86_64/0.1.0?bundle_type=deb")
+            .await,
+        None
+    );
+    server
+        .change("0.2.0", json!({ "rollout_percent": 100 }))
+        .await;
+    assert_eq!(
+        server
+            .offered("stable/linux/x86_64/0.1.0?bundle_type=deb")
+            .await
+            .as_deref(),
+        Some("0.2.0")
+    );
+
+    let metrics = support::curl_http(&server.app.url("/metrics"), &[]).1;
+    for outcome in ["update", "rollback", "none"] {
+        assert!(
+            metrics.contains(&format!(
+                "app_web_update_checks_total{{channel=\"stable\",outcome=\"{outcome}\"}}"
+            )),
+            "{outcome} in:\n{metrics}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn publishing_again_changes_nothing_and_a_different_release_is_a_conflict() {
+    let server = Server::start();
+    let first = release("1.0.0", "stable", 100);
+    assert_eq!(server.publish(&first).await.0, StatusCode::CREATED);
+    let (status, body) = server.publish(&first).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "a re-run of the publish job: {body}"
+    );
+    let mut other = first.clone();
+    other["notes"] = json!("Different notes");
+    let (status, body) = server.publish(&other).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("1.0.0 is already published"),
+        "{body}"
+    );
+    let listed: Value = server
+        .client
+        .get(server.app.url("/api/admin/releases"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed[0]["notes"], "What changed in 1.0.0");
+    assert_eq!(listed[0]["artifacts"].as_array().unwrap().len(), 2);
+    let (status, _) = server.change("9.9.9", json!({ "halted": true })).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_naming_what_is_wrong() {
+    let server = Server::start();
+    for (path, field, words) in [
+        (
+            "nightly/linux/x86_64/1.0.0",
+            "channel",
+            "use stable or beta",
+        ),
+        (
+            "stable/linux/x86_64/1.x",
+            "current_version",
+            "not a semantic version",
+        ),
+        (
+            "stable/beos/x86_64/1.0.0",
+            "target",
+            "linux, windows, darwin",
+        ),
+        ("stable/linux/sparc/1.0.0", "arch", "x86_64"),
+        (
+            "stable/linux/x86_64/1.0.0?bundle_type=zip",
+            "bundle_type",
+            "deb",
+        ),
+        (
+            "stable/linux/x86_64/1.0.0?install_id=a%20b",
+            "install_id",
+            "letters, digits",
+        ),
+    ] {
+        let answer = server
+            .client
+            .get(server.app.url(&format!("/api/updates/{path}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::BAD_REQUEST, "{path}");
+        let body: Value = answer.json().await.unwrap();
+        assert_eq!(body["field"], field, "{path}: {body}");
+        assert!(
+            body["message"].as_str().unwrap().contains(words),
+            "{path}: {body}"
+        );
+    }
+
+    let mut bad = release("1.0.0-rc.1", "stable", 100);
+    bad["artifacts"][0]["url"] = json!("ftp://downloads.test/app.deb");
+    let (status, body) = server.publish(&bad).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body["fields"]["version"]
+            .as_str()
+            .unwrap()
+            .contains("beta channel"),
+        "{body}"
+    );
+    assert!(
+        body["fields"]["artifacts"]
+            .as_str()
+            .unwrap()
+            .contains("http"),
+        "{body}"
+    );
+    let (status, body) = server
+        .change("1.0.0", json!({ "rollout_percent": 150 }))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["fields"]["rollout_percent"].is_string(), "{body}");
+    let answer = server
+        .client
+        .post(server.app.url("/api/admin/releases"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn the_admin_api_wants_the_token_and_is_off_without_one() {
+    let server = Server::start();
+    let url = server.app.url("/api/admin/releases");
+    let missing = server.client.get(&url).send().await.unwrap();
+    assert_eq!(missing.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(missing.headers()["www-authenticate"], "Bearer");
+    let wrong = server
+        .client
+        .post(&url)
+        .bearer_auth("not-the-token")
+        .json(&release("1.0.0", "stable", 100))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+
+    let postgres = Postgres::start().expect("start PostgreSQL");
+    let without = RunningBinary::start_on(&postgres, None, &[]);
+    let off = server
+        .client
+        .get(without.url("/api/admin/releases"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(off.status(), StatusCode::FORBIDDEN);
+    let body: Value = off.json().await.unwrap();
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("--admin-token-file"),
+        "{body}"
+    );
+
+    let folder = tempfile::tempdir().unwrap();
+    let short = folder.path().join("short");
+    std::fs::write(&short, "secret").unwrap();
+    let refused = run_binary(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-token-file",
+        short.to_str().unwrap(),
+        "serve",
+    ]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("at least 32"), "{stderr}");
+}
+
+#[tokio::test]
+async fn nginx_answers_repeated_checks_from_its_cache() {
+    let server = Server::start();
+    assert_eq!(
+        server.publish(&release("0.2.0", "stable", 100)).await.0,
+        StatusCode::CREATED
+    );
+    let proxy = Proxy::start(server.app.address);
+    for (current, status) in [("0.1.0", 200), ("0.2.0", 204)] {
+        let url = proxy.url(&format!(
+            "/api/updates/stable/linux/x86_64/{current}?bundle_type=deb&install_id=install-0001-aaaaaaaa"
+        ));
+        let first = curl(&proxy, &[], &url);
+        let second = curl(&proxy, &[], &url);
+        assert_eq!((first.status, second.status), (status, status), "{first:?}");
+        assert_eq!(first.header("x-cache-status"), Some("MISS"), "{first:?}");
+        assert_eq!(second.header("x-cache-status"), Some("HIT"), "{second:?}");
+        assert!(second.header("strict-transport-security").is_some());
+    }
+    // Only checks go through: the endpoint takes nothing else.
+    let posted = curl(
+        &proxy,
+        &["-X", "POST"],
+        &proxy.url("/api/updates/stable/linux/x86_64/0.1.0"),
+    );
+    assert_eq!(posted.status, 403, "{posted:?}");
+}

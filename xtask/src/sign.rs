@@ -1,0 +1,135 @@
+//! `cargo xtask sign`: updater signatures for the desktop bundles of a dist folder
+//! (`<bundle>.sig`, see [`updater`]), and `cargo xtask sign keygen` for a key pair. Keys come
+//! only from the environment or files and are never printed. In release mode (`--release`, or
+//! a tag build on GitHub Actions) a missing key is an error naming the variable; otherwise the
+//! bundles stay unsigned with a warning.
+
+pub mod updater;
+
+use std::path::Path;
+
+use anyhow::Context;
+
+use crate::dist::manifest::{self, Manifest};
+use crate::dist::targets::ArtifactKind;
+use crate::{flags, path, step};
+
+impl flags::Sign {
+    pub fn run(self, _sh: &xshell::Shell) -> anyhow::Result<()> {
+        match self.command {
+            Some(flags::SignCommand::Keygen(keygen)) => keygen_into(&keygen.out, keygen.force),
+            None => {
+                let dist = self.dist.unwrap_or_else(path::dist_dir);
+                let release = self.release || is_tag_build();
+                sign_bundles(&dist, release)
+            }
+        }
+    }
+}
+
+/// Whether this is a GitHub Actions run for a tag, where every release step is strict.
+fn is_tag_build() -> bool {
+    std::env::var("GITHUB_REF_TYPE").is_ok_and(|kind| kind == "tag")
+}
+
+/// Whether the updater installs this kind of artifact, so it needs a signature.
+fn is_updater_bundle(kind: ArtifactKind) -> bool {
+    matches!(
+        kind,
+        ArtifactKind::Deb | ArtifactKind::Rpm | ArtifactKind::AppImage
+    )
+}
+
+fn sign_bundles(dist: &Path, release: bool) -> anyhow::Result<()> {
+    let manifest = Manifest::read(&dist.join(manifest::FILE_NAME))
+        .with_context(|| format!("run `cargo xtask dist --out {}` first", dist.display()))?;
+    let bundles: Vec<_> = manifest
+        .artifacts
+        .iter()
+        .filter(|artifact| is_updater_bundle(artifact.kind))
+        .collect();
+    let Some(key) = std::env::var(updater::KEY_VARIABLE)
+        .ok()
+        .filter(|key| !key.trim().is_empty())
+    else {
+        anyhow::ensure!(
+            !release,
+            "{} is not set: a release signs every desktop bundle for the updater; set it to the secret key `cargo xtask sign keygen` made (its text or its path), and {} to its password",
+            updater::KEY_VARIABLE,
+            updater::PASSWORD_VARIABLE
+        );
+        eprintln!(
+            "xtask: warning: {} is not set, so {} desktop bundle(s) stay unsigned and the updater will refuse them",
+            updater::KEY_VARIABLE,
+            bundles.len()
+        );
+        return Ok(());
+    };
+    let password = std::env::var(updater::PASSWORD_VARIABLE).unwrap_or_default();
+    let key = updater::secret_key(&key, &password)?;
+    for bundle in bundles {
+        let file = dist.join(&bundle.file);
+        step::run(&format!("sign {}", bundle.file), || {
+            updater::write_signature(&file, &key).map(drop)
+        })?;
+    }
+    Ok(())
+}
+
+/// Checks that every desktop bundle in `manifest` (from `dist`) has a `.sig` that verifies with
+/// `public_key`, as the updater will check it; the number of bundles checked.
+pub fn check_signatures(
+    dist: &Path,
+    manifest: &Manifest,
+    public_key: &str,
+) -> anyhow::Result<usize> {
+    let mut checked = 0;
+    for bundle in manifest
+        .artifacts
+        .iter()
+        .filter(|artifact| is_updater_bundle(artifact.kind))
+    {
+        let file = dist.join(&bundle.file);
+        let signature_file = updater::signature_path(&file);
+        let signature = std::fs::read_to_string(&signature_file).with_context(|| {
+            format!(
+                "{} has no updater signature ({} is missing): run `cargo xtask sign`",
+                bundle.file,
+                signature_file.display()
+            )
+        })?;
+        updater::verify_file(&file, &signature, public_key)?;
+        checked += 1;
+    }
+    Ok(checked)
+}
+
+/// Writes a new key pair into `out`: `updater.key` (the secret key, readable by its owner
+/// only) and `updater.key.pub` (the public key for the Tauri configuration).
+fn keygen_into(out: &Path, force: bool) -> anyhow::Result<()> {
+    let secret_path = out.join("updater.key");
+    let public_path = out.join("updater.key.pub");
+    anyhow::ensure!(
+        force || !secret_path.exists(),
+        "{} exists; pass --force to replace it (bundles signed with it will no longer update)",
+        secret_path.display()
+    );
+    let password = std::env::var(updater::PASSWORD_VARIABLE).unwrap_or_default();
+    if password.is_empty() {
+        eprintln!(
+            "xtask: warning: {} is empty, so the secret key is stored without a password",
+            updater::PASSWORD_VARIABLE
+        );
+    }
+    let (secret, public) = updater::generate(&password)?;
+    std::fs::create_dir_all(out).with_context(|| format!("create {}", out.display()))?;
+    crate::atomic_file::write(&secret_path, secret.as_bytes(), 0o600)?;
+    crate::atomic_file::write(&public_path, public.as_bytes(), 0o644)?;
+    eprintln!(
+        "xtask: wrote {} (keep it secret: set {} to it) and {} (the updater's pubkey)",
+        secret_path.display(),
+        updater::KEY_VARIABLE,
+        public_path.display()
+    );
+    Ok(())
+}
