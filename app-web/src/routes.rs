@@ -28,6 +28,7 @@ pub struct AppState {
     metrics: Option<PrometheusHandle>,
     /// SHA-256 of the admin API's bearer token; no token, no admin API.
     admin_token: Option<Arc<[u8; 32]>>,
+    releases: crate::updates::store::OfferableCache,
 }
 
 impl AppState {
@@ -41,6 +42,7 @@ impl AppState {
             rate_limit: Arc::new(RateLimitConfig::default()),
             metrics: None,
             admin_token: None,
+            releases: crate::updates::store::OfferableCache::default(),
         }
     }
 
@@ -49,6 +51,11 @@ impl AppState {
         use sha2::Digest;
         self.admin_token = token.map(|token| Arc::new(sha2::Sha256::digest(token.trim()).into()));
         self
+    }
+
+    /// The releases update checks choose among, per platform.
+    pub fn releases(&self) -> &crate::updates::store::OfferableCache {
+        &self.releases
     }
 
     pub fn admin_token_digest(&self) -> Option<&[u8]> {

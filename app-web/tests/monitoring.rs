@@ -251,6 +251,9 @@ fn every_metric_the_rules_and_dashboards_name_is_scraped_from_a_live_stack() {
         "{statuses:?}"
     );
 
+    // An update check, which the desktop-releases dashboard counts.
+    let (status, _) = curl_http(&app.url("/api/updates/stable/linux/x86_64/0.1.4"), &[]);
+    assert_eq!(status, 204);
     let proxy = Proxy::start_for(app.address, "localhost", ("20r/s", 40), "");
     let (backup, backup_port) = backup_schedule(&postgres, &secrets, folder.path());
     let backup = KillOnDrop(backup);

@@ -112,7 +112,7 @@ fn release(version: &str, channel: &str, percent: u8) -> Value {
 async fn checks_follow_channels_platforms_rollouts_halts_and_rollbacks() {
     let server = Server::start();
     for (version, channel) in [
-        ("0.1.0", "stable"),
+        ("0.1.4", "stable"),
         ("0.2.0", "stable"),
         ("0.3.0-beta.1", "beta"),
     ] {
@@ -124,7 +124,7 @@ async fn checks_follow_channels_platforms_rollouts_halts_and_rollbacks() {
         |current: &str| format!("stable/linux/x86_64/{current}?bundle_type=deb&install_id={id}");
 
     // The updater's answer: the newest stable release, the deb's URL and signature.
-    let (status, headers, body) = server.check(&stable_deb("0.1.0")).await;
+    let (status, headers, body) = server.check(&stable_deb("0.1.4")).await;
     assert_eq!(
         (status, &body["version"]),
         (StatusCode::OK, &json!("0.2.0"))
@@ -149,36 +149,36 @@ async fn checks_follow_channels_platforms_rollouts_halts_and_rollbacks() {
     );
     assert_eq!(
         server
-            .offered("stable/linux/x86_64/0.1.0?bundle_type=rpm")
+            .offered("stable/linux/x86_64/0.1.4?bundle_type=rpm")
             .await,
         None,
         "a deb is not offered to an rpm install"
     );
-    assert_eq!(server.offered("stable/windows/x86_64/0.1.0").await, None);
+    assert_eq!(server.offered("stable/windows/x86_64/0.1.4").await, None);
     assert_eq!(
         server
-            .offered("stable/linux/x86_64/v0.1.0?bundle_type=appimage")
+            .offered("stable/linux/x86_64/v0.1.4?bundle_type=appimage")
             .await
             .as_deref(),
         Some("0.2.0"),
         "a leading v is accepted"
     );
 
-    // Halted: nobody new gets 0.2.0, and those on it go back to 0.1.0.
+    // Halted: nobody new gets 0.2.0, and those on it go back to 0.1.4.
     let (status, changed) = server.change("0.2.0", json!({ "halted": true })).await;
     assert_eq!(status, StatusCode::OK, "{changed}");
     assert_eq!(changed["halted"], true);
-    assert_eq!(server.offered(&stable_deb("0.1.0")).await, None);
+    assert_eq!(server.offered(&stable_deb("0.1.4")).await, None);
     let (status, _, body) = server.check(&stable_deb("0.2.0")).await;
     assert_eq!(
         (status, &body["version"]),
-        (StatusCode::OK, &json!("0.1.0"))
+        (StatusCode::OK, &json!("0.1.4"))
     );
-    assert_eq!(body["url"], "https://downloads.test/app_0.1.0_amd64.deb");
+    assert_eq!(body["url"], "https://downloads.test/app_0.1.4_amd64.deb");
     // Resumed: offered again, and nobody is sent back.
     server.change("0.2.0", json!({ "halted": false })).await;
     assert_eq!(
-        server.offered(&stable_deb("0.1.0")).await.as_deref(),
+        server.offered(&stable_deb("0.1.4")).await.as_deref(),
         Some("0.2.0")
     );
     assert_eq!(server.offered(&stable_deb("0.2.0")).await, None);
@@ -188,7 +188,7 @@ async fn checks_follow_channels_platforms_rollouts_halts_and_rollbacks() {
     server
         .change("0.2.0", json!({ "rollout_percent": 0 }))
         .await;
-    assert_eq!(server.offered(&stable_deb("0.1.0")).await, None);
+    assert_eq!(server.offered(&stable_deb("0.1.4")).await, None);
     let (status, changed) = server
         .change("0.2.0", json!({ "rollout_percent": 30 }))
         .await;
@@ -196,10 +196,15 @@ async fn checks_follow_channels_platforms_rollouts_halts_and_rollbacks() {
         (status, &changed["rollout_percent"]),
         (StatusCode::OK, &json!(30))
     );
+    let (_, headers, _) = server.check(&stable_deb("0.1.4")).await;
+    assert_eq!(
+        headers["cache-control"], "private, max-age=60",
+        "an answer that depends on the install is the install's own"
+    );
     let mut reached = 0;
     for n in 0..200 {
         let path = format!(
-            "stable/linux/x86_64/0.1.0?bundle_type=deb&install_id=install-{n:04}-{}",
+            "stable/linux/x86_64/0.1.4?bundle_type=deb&install_id=install-{n:04}-{}",
             "a".repeat(8)
         );
         if server.offered(&path).await.is_some() {
@@ -212,7 +217,7 @@ async fn checks_follow_channels_platforms_rollouts_halts_and_rollbacks() {
     );
     assert_eq!(
         server
-            .offered("stable/linux/x86_64/0.1.0?bundle_type=deb")
+            .offered("stable/linux/x86_64/0.1.4?bundle_type=deb")
             .await,
         None
     );
@@ -221,7 +226,7 @@ async fn checks_follow_channels_platforms_rollouts_halts_and_rollbacks() {
         .await;
     assert_eq!(
         server
-            .offered("stable/linux/x86_64/0.1.0?bundle_type=deb")
+            .offered("stable/linux/x86_64/0.1.4?bundle_type=deb")
             .await
             .as_deref(),
         Some("0.2.0")
@@ -410,29 +415,47 @@ async fn the_admin_api_wants_the_token_and_is_off_without_one() {
 }
 
 #[tokio::test]
-async fn nginx_answers_repeated_checks_from_its_cache() {
+async fn nginx_shares_answers_that_do_not_depend_on_the_install() {
     let server = Server::start();
     assert_eq!(
         server.publish(&release("0.2.0", "stable", 100)).await.0,
         StatusCode::CREATED
     );
     let proxy = Proxy::start(server.app.address);
-    for (current, status) in [("0.1.0", 200), ("0.2.0", 204)] {
-        let url = proxy.url(&format!(
-            "/api/updates/stable/linux/x86_64/{current}?bundle_type=deb&install_id=install-0001-aaaaaaaa"
-        ));
-        let first = curl(&proxy, &[], &url);
-        let second = curl(&proxy, &[], &url);
+    let check = |current: &str, install: &str| {
+        curl(
+            &proxy,
+            &[],
+            &proxy.url(&format!(
+                "/api/updates/stable/linux/x86_64/{current}?bundle_type=deb&install_id=install-{install}"
+            )),
+        )
+    };
+    // Everything at 100%: one copy per version serves every install.
+    for (current, status) in [("0.1.4", 200), ("0.2.0", 204)] {
+        let first = check(current, "0001-aaaaaaaa");
+        let second = check(current, "0002-bbbbbbbb");
         assert_eq!((first.status, second.status), (status, status), "{first:?}");
         assert_eq!(first.header("x-cache-status"), Some("MISS"), "{first:?}");
         assert_eq!(second.header("x-cache-status"), Some("HIT"), "{second:?}");
+        assert_eq!(second.header("cache-control"), Some("public, max-age=60"));
         assert!(second.header("strict-transport-security").is_some());
+    }
+    // A rollout under way: each install is answered for itself, and nginx keeps nothing.
+    assert_eq!(
+        server.publish(&release("0.3.0", "stable", 50)).await.0,
+        StatusCode::CREATED
+    );
+    for install in ["0003-cccccccc", "0003-cccccccc"] {
+        let answer = check("0.0.9", install);
+        assert_eq!(answer.header("x-cache-status"), Some("MISS"), "{answer:?}");
+        assert_eq!(answer.header("cache-control"), Some("private, max-age=60"));
     }
     // Only checks go through: the endpoint takes nothing else.
     let posted = curl(
         &proxy,
         &["-X", "POST"],
-        &proxy.url("/api/updates/stable/linux/x86_64/0.1.0"),
+        &proxy.url("/api/updates/stable/linux/x86_64/0.1.4"),
     );
     assert_eq!(posted.status, 403, "{posted:?}");
 }

@@ -43,6 +43,28 @@ impl flags::Bench {
                     ),
                 )
             }
+            flags::BenchSubject::Updates {
+                duration_secs,
+                connections,
+                releases,
+            } => {
+                setup::require(
+                    sh,
+                    &[Purpose::WebTests, Purpose::Proxy, Purpose::Benchmarks],
+                )?;
+                let (duration_secs, connections, releases) = (
+                    duration_secs.to_string(),
+                    connections.to_string(),
+                    releases.to_string(),
+                );
+                step::run_command(
+                    "bench updates",
+                    cmd!(
+                        sh,
+                        "cargo bench --locked --package app-web --bench updates -- --duration-secs {duration_secs} --connections {connections} --releases {releases}"
+                    ),
+                )
+            }
             flags::BenchSubject::Backup { size_mib } => {
                 setup::require(sh, &[Purpose::WebTests])?;
                 let size_mib = size_mib.to_string();

@@ -457,6 +457,66 @@ const DASHBOARDS: &[Dashboard] = &[
         ],
     },
     Dashboard {
+        file: "desktop-releases.json",
+        uid: "app-desktop-releases",
+        title: "App: desktop releases",
+        panels: &[
+            stat(
+                "Update checks",
+                "reqps",
+                &[("sum(rate(app_web_update_checks_total[5m]))", "")],
+                "Checks the desktop app's updater made per second.",
+            ),
+            stat(
+                "Offered an update",
+                "percentunit",
+                &[(
+                    "sum(rate(app_web_update_checks_total{outcome=\"update\"}[5m])) / sum(rate(app_web_update_checks_total[5m]))",
+                    "",
+                )],
+                "Share of checks answered with a newer release.",
+            ),
+            stat(
+                "Rolled back",
+                "reqps",
+                &[(
+                    "sum(rate(app_web_update_checks_total{outcome=\"rollback\"}[5m]))",
+                    "",
+                )],
+                "Checks from installs on a halted release, sent back to the previous good one.",
+            ),
+            stat(
+                "Beta share",
+                "percentunit",
+                &[(
+                    "sum(rate(app_web_update_checks_total{channel=\"beta\"}[5m])) / sum(rate(app_web_update_checks_total[5m]))",
+                    "",
+                )],
+                "Share of checks from installs on the beta channel.",
+            ),
+            graph(
+                "Checks by outcome",
+                "reqps",
+                12,
+                &[(
+                    "sum by (outcome) (rate(app_web_update_checks_total[5m]))",
+                    "{{outcome}}",
+                )],
+                "update: a newer release; rollback: back from a halted one; none: stay.",
+            ),
+            graph(
+                "Checks by channel",
+                "reqps",
+                12,
+                &[(
+                    "sum by (channel) (rate(app_web_update_checks_total[5m]))",
+                    "{{channel}}",
+                )],
+                "Stable and beta installs asking.",
+            ),
+        ],
+    },
+    Dashboard {
         file: "backups.json",
         uid: "app-backups",
         title: "App: backups",

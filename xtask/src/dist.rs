@@ -8,6 +8,7 @@ pub mod manifest;
 pub mod targets;
 #[cfg(feature = "bundler")]
 pub mod tauri_bundle;
+pub mod updater_manifest;
 pub mod verify;
 
 use std::path::Path;

@@ -29,6 +29,7 @@ pub enum Command {
     Nginx(Nginx),
     Dashboards(Dashboards),
     Sign(Sign),
+    UpdaterManifest(UpdaterManifest),
     #[command(hide = true)]
     BundleDesktop(BundleDesktop),
 }
@@ -116,6 +117,19 @@ pub enum BenchSubject {
         /// Connections wrk keeps open
         #[arg(long, default_value_t = 32)]
         connections: u32,
+    },
+    /// Update checks per second and p99 through the project's nginx over TLS to app-web on
+    /// PostgreSQL, against the same nginx serving a static latest.json
+    Updates {
+        /// Seconds of load per configuration
+        #[arg(long, default_value_t = 10)]
+        duration_secs: u64,
+        /// Connections wrk keeps open
+        #[arg(long, default_value_t = 32)]
+        connections: u32,
+        /// Releases published before the load starts
+        #[arg(long, default_value_t = 50)]
+        releases: u32,
     },
     /// Backup and restore times and sizes of `app-web backup` (pg_dump, zstd, age) on a
     /// generated database, against plain `pg_dump -Fc` to a file and `pg_restore` from it
@@ -287,6 +301,54 @@ pub struct SignKeygen {
     /// Replace an existing key
     #[arg(long)]
     pub force: bool,
+}
+
+/// The static update manifests (latest.json) for a plain file server: a fragment per build
+/// job, merged into one per channel
+#[derive(Debug, Args)]
+pub struct UpdaterManifest {
+    #[command(subcommand)]
+    pub command: UpdaterManifestCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UpdaterManifestCommand {
+    Fragment(UpdaterFragment),
+    Merge(UpdaterMerge),
+}
+
+/// Write latest-<target>.json into a signed dist folder: its bundles' platform keys, download
+/// URLs and signatures
+#[derive(Debug, Args)]
+pub struct UpdaterFragment {
+    /// The dist folder [default: target/dist]
+    #[arg(long, value_name = "DIR")]
+    pub dist: Option<PathBuf>,
+
+    /// Where the bundles will be downloaded from, e.g. the release's download URL
+    #[arg(long, value_name = "URL")]
+    pub base_url: String,
+
+    /// A file with the release notes
+    #[arg(long, value_name = "FILE")]
+    pub notes_file: Option<PathBuf>,
+}
+
+/// Merge the fragments of every build job into <out>/<channel>/latest.json (a stable release
+/// also into beta's when newer)
+#[derive(Debug, Args)]
+pub struct UpdaterMerge {
+    /// The fragments
+    #[arg(required = true, value_name = "FRAGMENT")]
+    pub fragments: Vec<PathBuf>,
+
+    /// The release's channel: stable or beta
+    #[arg(long, default_value = "stable")]
+    pub channel: String,
+
+    /// Folder that holds the channels' folders
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 /// Write the Grafana dashboards in docker/grafana/dashboards from their definitions in

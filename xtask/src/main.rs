@@ -48,6 +48,7 @@ fn run(command: flags::Command) -> anyhow::Result<()> {
         flags::Command::Nginx(cmd) => cmd.run(&sh),
         flags::Command::Dashboards(cmd) => cmd.run(&sh),
         flags::Command::Sign(cmd) => cmd.run(&sh),
+        flags::Command::UpdaterManifest(cmd) => cmd.run(&sh),
         flags::Command::BundleDesktop(cmd) => cmd.run(&sh),
     }
 }

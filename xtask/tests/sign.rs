@@ -1,7 +1,8 @@
 //! `cargo xtask sign` on a dist folder: the updater signatures it writes verify with Debian's
 //! `minisign` after the base64 decoding Tauri's updater does (of the key and the signature), a
 //! changed byte is refused, `cargo xtask verify` checks them, and a missing key is an error in
-//! release mode and a warning otherwise.
+//! release mode and a warning otherwise; the static latest.json made from the signed folder
+//! carries the same signature.
 
 mod support;
 
@@ -134,6 +135,52 @@ fn signatures_verify_with_minisign_and_a_changed_byte_is_refused() {
         &[("TAURI_SIGNING_PUBLIC_KEY", public_key.trim())],
     );
     assert_success(&checked, "verify with the updater key");
+
+    // The static manifests: a fragment from this dist folder, merged per channel.
+    let fragment = xtask(
+        &[
+            "updater-manifest",
+            "fragment",
+            "--dist",
+            dist.to_str().unwrap(),
+            "--base-url",
+            "https://downloads.test/v0.2.0",
+        ],
+        &[],
+    );
+    assert_success(&fragment, "updater-manifest fragment");
+    let hosted = dir.path().join("hosted");
+    let merged = xtask(
+        &[
+            "updater-manifest",
+            "merge",
+            dist.join("latest-x86_64-unknown-linux-gnu.json")
+                .to_str()
+                .unwrap(),
+            "--out",
+            hosted.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_success(&merged, "updater-manifest merge");
+    for channel in ["stable", "beta"] {
+        let latest: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(hosted.join(channel).join("latest.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(latest["version"], "0.2.0");
+        let deb = &latest["platforms"]["linux-x86_64-deb"];
+        assert_eq!(
+            deb["url"],
+            "https://downloads.test/v0.2.0/app-desktop_0.2.0_amd64.deb"
+        );
+        assert_eq!(
+            deb["signature"].as_str().unwrap(),
+            std::fs::read_to_string(dist.join("app-desktop_0.2.0_amd64.deb.sig"))
+                .unwrap()
+                .trim()
+        );
+    }
 
     let changed = dir.path().join("changed.deb");
     let mut bytes = std::fs::read(&deb).unwrap();

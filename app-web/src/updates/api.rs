@@ -3,8 +3,10 @@
 //!
 //! `GET /api/updates/{channel}/{target}/{arch}/{current_version}?bundle_type=&install_id=`
 //! answers 200 with `{version, url, signature, notes, pub_date}` (the updater's format) or 204,
-//! both cacheable for a minute: the install id is in the URL, so a cache keyed by URL stays
-//! right under staged rollouts.
+//! cacheable for a minute. While no newer release is part-way through its rollout the answer
+//! is the same for every install and marked `public`, so nginx keeps one copy per channel,
+//! platform, version and bundle type whatever the install id; otherwise it is `private`, and
+//! each install gets its own.
 
 use std::collections::BTreeMap;
 
@@ -34,7 +36,9 @@ pub const ARCHES: &[&str] = &["x86_64", "aarch64", "i686", "armv7"];
 pub const BUNDLE_TYPES: &[&str] = &["deb", "rpm", "appimage", "msi", "nsis", "app"];
 
 /// How long a client or nginx may reuse an answer: a halt reaches every client within it.
-const CACHE_CONTROL: &str = "public, max-age=60";
+const SHARED: &str = "public, max-age=60";
+/// For an answer that depends on the install id: only the install itself may keep it.
+const OWN: &str = "private, max-age=60";
 
 pub fn router(state: AppState) -> Router<AppState> {
     let admin = Router::new()
@@ -123,7 +127,10 @@ async fn check(
         ));
     }
 
-    let offerable = store::offerable(pool(&state)?, &target, &arch, &bundle_type).await?;
+    let offerable = state
+        .releases()
+        .get(pool(&state)?, &target, &arch, &bundle_type)
+        .await?;
     let releases: Vec<Release> = offerable.iter().map(|o| o.release.clone()).collect();
     let (outcome, chosen) = match policy::offer(&releases, channel, &current, install_id.as_deref())
     {
@@ -137,9 +144,14 @@ async fn check(
         "outcome" => outcome
     )
     .increment(1);
+    let cache_control = if policy::depends_on_install(&releases, channel, &current) {
+        OWN
+    } else {
+        SHARED
+    };
     let cache = [(
         header::CACHE_CONTROL,
-        HeaderValue::from_static(CACHE_CONTROL),
+        HeaderValue::from_static(cache_control),
     )];
     let Some(release) = chosen else {
         return Ok((StatusCode::NO_CONTENT, cache).into_response());
@@ -333,6 +345,7 @@ async fn publish_release(
     let release = read_json(body, "a release: version, channel, notes, artifacts")?.validate()?;
     let pool = pool(&state)?;
     let outcome = store::publish(pool, &release).await?;
+    state.releases().clear();
     let stored = store::find(pool, &release.version)
         .await?
         .ok_or(ApiError::NotFound)?;
@@ -391,6 +404,7 @@ async fn change_release(
     let changed = store::change_rollout(pool(&state)?, &version, percent, change.halted)
         .await?
         .ok_or(ApiError::NotFound)?;
+    state.releases().clear();
     tracing::info!(
         version = %version,
         rollout_percent = changed.rollout_percent,

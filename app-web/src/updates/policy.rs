@@ -150,6 +150,18 @@ pub fn offer<'a>(
     Offer::Nothing
 }
 
+/// Whether the offer for `current` on `channel` can differ between installs: a newer release
+/// the channel receives is part-way through its rollout. When it cannot, one answer serves
+/// every install and caches may share it.
+pub fn depends_on_install(releases: &[Release], channel: Channel, current: &Version) -> bool {
+    releases.iter().any(|release| {
+        channel.receives(release.channel)
+            && release.state == RolloutState::Active
+            && release.version > *current
+            && release.rollout_percent < 100
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,6 +275,32 @@ mod tests {
             assert!(!in_rollout(&nobody, Some(&id)));
             assert!(in_rollout(&everybody, Some(&id)));
         }
+    }
+
+    #[test]
+    fn only_a_partial_rollout_ahead_makes_the_offer_depend_on_the_install() {
+        let mut releases = vec![
+            release("1.0.0", Channel::Stable, 100),
+            release("1.1.0", Channel::Stable, 100),
+            release("1.2.0-beta.1", Channel::Beta, 20),
+        ];
+        let stable = |releases: &[Release], current: &str| {
+            depends_on_install(releases, Channel::Stable, &version(current))
+        };
+        assert!(!stable(&releases, "1.0.0"));
+        assert!(depends_on_install(
+            &releases,
+            Channel::Beta,
+            &version("1.1.0")
+        ));
+        releases[1].rollout_percent = 40;
+        assert!(stable(&releases, "1.0.0"));
+        assert!(!stable(&releases, "1.1.0"), "nothing newer is rolling out");
+        releases[1].state = RolloutState::Halted;
+        assert!(
+            !stable(&releases, "1.0.0"),
+            "a halted release is offered to nobody"
+        );
     }
 
     #[test]

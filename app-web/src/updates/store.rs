@@ -1,6 +1,9 @@
 //! Releases and their artifacts in PostgreSQL (migrations/…_create_releases.sql): publishing,
 //! rollout changes, and the releases an update check chooses among.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use semver::Version;
 use sqlx::PgPool;
 use time::OffsetDateTime;
@@ -119,6 +122,45 @@ pub async fn offerable(
             })
         })
         .collect()
+}
+
+/// [`offerable`] per platform and bundle type, kept for a second: a busy fleet's checks then
+/// cost one query per second per platform. Changes made through this replica clear it at once;
+/// those made through another show within the second.
+#[derive(Clone)]
+pub struct OfferableCache(moka::sync::Cache<(String, String, String), Arc<Vec<Offerable>>>);
+
+impl Default for OfferableCache {
+    fn default() -> Self {
+        Self(
+            moka::sync::Cache::builder()
+                .max_capacity(1024)
+                .time_to_live(Duration::from_secs(1))
+                .build(),
+        )
+    }
+}
+
+impl OfferableCache {
+    pub async fn get(
+        &self,
+        pool: &PgPool,
+        target: &str,
+        arch: &str,
+        bundle_type: &str,
+    ) -> Result<Arc<Vec<Offerable>>, ApiError> {
+        let key = (target.to_owned(), arch.to_owned(), bundle_type.to_owned());
+        if let Some(found) = self.0.get(&key) {
+            return Ok(found);
+        }
+        let loaded = Arc::new(offerable(pool, target, arch, bundle_type).await?);
+        self.0.insert(key, Arc::clone(&loaded));
+        Ok(loaded)
+    }
+
+    pub fn clear(&self) {
+        self.0.invalidate_all();
+    }
 }
 
 /// What [`publish`] did.

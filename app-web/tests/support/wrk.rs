@@ -61,7 +61,16 @@ fn to_millis(value: &str) -> f64 {
 
 /// Drives `url` with wrk (two threads) as `load` says and reads its report.
 pub fn run(url: &str, load: &Load) -> Measurement {
-    let output = Command::new("wrk")
+    run_script(url, load, None)
+}
+
+/// As [`run`], with wrk's requests made by the Lua `script` when one is given.
+pub fn run_script(url: &str, load: &Load, script: Option<&std::path::Path>) -> Measurement {
+    let mut command = Command::new("wrk");
+    if let Some(script) = script {
+        command.arg("--script").arg(script);
+    }
+    let output = command
         .args([
             "--threads",
             "2",
