@@ -109,4 +109,8 @@ fn describe() {
         DATABASE_UNAVAILABLE,
         "Requests answered 503 because the database was unavailable"
     );
+    metrics::describe_counter!(
+        UPDATE_CHECKS,
+        "Desktop update checks by channel and outcome (update, rollback, none)"
+    );
 }

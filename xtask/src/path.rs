@@ -37,11 +37,6 @@ pub fn desktop_dir() -> PathBuf {
     project_root().join("app-desktop")
 }
 
-#[cfg(feature = "bundler")]
-pub fn tauri_config() -> PathBuf {
-    desktop_dir().join("tauri.conf.json")
-}
-
 pub fn docker_dir() -> PathBuf {
     project_root().join("docker")
 }

@@ -221,6 +221,9 @@ impl PublishInput {
         };
         let version = self.version.unwrap_or_default();
         match Version::parse(&version) {
+            Ok(_) if version.len() > 64 => {
+                errors.insert("version", "must be at most 64 characters".into());
+            }
             Err(err) => {
                 errors.insert(
                     "version",
@@ -448,6 +451,9 @@ mod tests {
         assert!(input("1.1.0-beta.1", "beta").validate().is_ok());
         let errors = fields(input("1.1.0-beta.1", "stable").validate().unwrap_err());
         assert!(errors["version"].contains("beta channel"), "{errors:?}");
+        let long = format!("1.0.0-{}", "a".repeat(64));
+        let errors = fields(input(&long, "beta").validate().unwrap_err());
+        assert!(errors["version"].contains("at most 64"), "{errors:?}");
         let errors = fields(input("one", "nightly").validate().unwrap_err());
         assert!(errors.contains_key("version") && errors.contains_key("channel"));
 

@@ -21,7 +21,7 @@ impl flags::BundleDesktop {
         let host = targets::host_triple(sh)?;
         let target = targets::resolve(Some(self.target.as_deref().unwrap_or(&host)), &host)?;
         let version = Product::load()?.version;
-        let desktop = DesktopConfig::load()?;
+        let desktop = DesktopConfig::load(target.triple)?;
         let bundles = bundle(target, &self.kind, &desktop, &version)?;
         println!(
             "{}",
@@ -39,12 +39,24 @@ pub struct DesktopConfig {
 }
 
 impl DesktopConfig {
-    pub fn load() -> anyhow::Result<Self> {
-        let path = path::tauri_config();
-        let text =
-            std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
+    /// tauri.conf.json with the overlay for `triple`'s platform (tauri.linux.conf.json, ...)
+    /// merged in, as Tauri merges them (JSON Merge Patch).
+    pub fn load(triple: &str) -> anyhow::Result<Self> {
+        let platform = tauri_utils::platform::Target::from_triple(triple);
+        let dir = path::desktop_dir();
+        let (merged, files) = tauri_utils::config::parse::read_from(platform, &dir)
+            .with_context(|| format!("read the Tauri configuration in {}", dir.display()))?;
         let config: tauri_utils::config::Config =
-            serde_json::from_str(&text).with_context(|| format!("parse {}", path.display()))?;
+            serde_json::from_value(merged).with_context(|| {
+                format!(
+                    "{} do not make a valid Tauri configuration",
+                    files
+                        .iter()
+                        .map(|file| file.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(" + ")
+                )
+            })?;
         let product_name = config
             .product_name
             .clone()
@@ -174,8 +186,45 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_platform_overlay_makes_a_valid_configuration() {
+        let windows = DesktopConfig::load("x86_64-pc-windows-msvc")
+            .unwrap()
+            .config;
+        let settings = &windows.bundle.windows;
+        assert_eq!(settings.digest_algorithm.as_deref(), Some("sha256"));
+        let wix = settings.wix.as_ref().expect("MSI settings");
+        assert!(
+            wix.upgrade_code.is_some(),
+            "a fixed upgrade code lets an MSI replace the previous version"
+        );
+        let nsis = settings.nsis.as_ref().expect("NSIS settings");
+        assert_eq!(
+            nsis.install_mode,
+            tauri_utils::config::NSISInstallerMode::CurrentUser
+        );
+
+        let macos = DesktopConfig::load("aarch64-apple-darwin").unwrap().config;
+        let settings = &macos.bundle.macos;
+        assert_eq!(settings.minimum_system_version.as_deref(), Some("11.0"));
+        assert!(settings.hardened_runtime);
+        let entitlements = settings.entitlements.as_deref().expect("entitlements");
+        let text = std::fs::read_to_string(path::desktop_dir().join(entitlements)).unwrap();
+        assert!(text.contains("com.apple.security.cs.allow-jit"), "{text}");
+
+        // The Linux packages' settings live only in the Linux overlay.
+        let linux = DesktopConfig::load("x86_64-unknown-linux-gnu")
+            .unwrap()
+            .config;
+        assert!(linux.bundle.linux.deb.depends.is_some());
+        assert!(windows.bundle.linux.deb.depends.is_none());
+        for config in [&linux, &windows, &macos] {
+            assert_eq!(config.identifier, "dev.app-project.desktop");
+        }
+    }
+
+    #[test]
     fn the_tauri_config_carries_what_the_bundles_need() {
-        let desktop = DesktopConfig::load().unwrap();
+        let desktop = DesktopConfig::load("x86_64-unknown-linux-gnu").unwrap();
         assert_eq!(desktop.main_binary_name, "app-desktop");
         let settings = bundle_settings(&desktop, &path::desktop_dir());
         assert!(settings.identifier.is_some());
