@@ -25,6 +25,23 @@ impl Pebble {
     /// Starts Pebble validating HTTP-01 challenges on port `http_port` of 127.0.0.1 and
     /// issuing certificates that live `validity_days`; `cache` keeps the chroot.
     pub fn start(cache: &Path, http_port: u16, validity_days: u32) -> anyhow::Result<Self> {
+        // Its five ports are picked free and then bound by Pebble, so a server another test
+        // started in between can take one first: then Pebble exits and is started again on
+        // new ports.
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(cache, http_port, validity_days) {
+                Err(err)
+                    if attempt < 3 && format!("{err:#}").contains("address already in use") =>
+                {
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    fn start_once(cache: &Path, http_port: u16, validity_days: u32) -> anyhow::Result<Self> {
         let root = crate::debian_chroot::trixie_tools(cache)?;
         let (folder, inside) = crate::debian_chroot::work_dir(&root, "local-pebble-")?;
         let dir = folder.path();
