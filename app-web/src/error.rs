@@ -45,6 +45,18 @@ impl ApiError {
     }
 }
 
+/// The JSON body axum read, or a 400 saying the body must be `what`.
+pub fn read_json<T>(
+    body: Result<Json<T>, axum::extract::rejection::JsonRejection>,
+    what: &str,
+) -> Result<T, ApiError> {
+    body.map(|Json(input)| input)
+        .map_err(|rejection| ApiError::BadRequest {
+            field: None,
+            message: format!("the body must be {what}: {}", rejection.body_text()),
+        })
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
         match err {

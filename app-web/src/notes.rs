@@ -10,11 +10,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, read_json};
 use crate::routes::AppState;
 
 pub const MAX_TITLE_CHARS: usize = 200;
@@ -111,22 +110,8 @@ fn parse_id(id: &str) -> Result<Uuid, ApiError> {
     })
 }
 
-fn read_json(body: Result<Json<NoteInput>, JsonRejection>) -> Result<NoteInput, ApiError> {
-    body.map(|Json(input)| input)
-        .map_err(|rejection| ApiError::BadRequest {
-            field: None,
-            message: format!(
-                "the body must be a JSON object with `title` and optional `body`: {}",
-                rejection.body_text()
-            ),
-        })
-}
-
-fn pool(state: &AppState) -> Result<&PgPool, ApiError> {
-    state
-        .database()
-        .ok_or_else(|| ApiError::DatabaseUnavailable("no database is configured".into()))
-}
+/// What a note's body must be, for the 400 a malformed one gets.
+const NOTE_BODY: &str = "a JSON object with `title` and optional `body`";
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -156,7 +141,7 @@ async fn create_note(
     State(state): State<AppState>,
     body: Result<Json<NoteInput>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let note = read_json(body)?.validate()?;
+    let note = read_json(body, NOTE_BODY)?.validate()?;
     let note: Note = sqlx::query_as(
         "INSERT INTO notes (id, title, body) VALUES ($1, $2, $3) \
          RETURNING id, title, body, created_at, updated_at",
@@ -164,7 +149,7 @@ async fn create_note(
     .bind(Uuid::new_v4())
     .bind(&note.title)
     .bind(&note.body)
-    .fetch_one(pool(&state)?)
+    .fetch_one(state.pool()?)
     .await?;
     state.cache().retire_pages(GENERATION_KEY).await;
     let location = format!("/api/notes/{}", note.id);
@@ -188,7 +173,7 @@ async fn get_note(
     let note: Option<Note> =
         sqlx::query_as("SELECT id, title, body, created_at, updated_at FROM notes WHERE id = $1")
             .bind(id)
-            .fetch_optional(pool(&state)?)
+            .fetch_optional(state.pool()?)
             .await?;
     let note = note.ok_or(ApiError::NotFound)?;
     state.cache().store(&key, &note).await;
@@ -233,7 +218,7 @@ async fn list_notes(
                  ORDER BY created_at DESC, id DESC LIMIT $1",
             )
             .bind(limit + 1)
-            .fetch_all(pool(&state)?)
+            .fetch_all(state.pool()?)
             .await?
         }
         Some((at, id)) => {
@@ -245,7 +230,7 @@ async fn list_notes(
             .bind(at)
             .bind(id)
             .bind(limit + 1)
-            .fetch_all(pool(&state)?)
+            .fetch_all(state.pool()?)
             .await?
         }
     };
@@ -269,7 +254,7 @@ async fn update_note(
     body: Result<Json<NoteInput>, JsonRejection>,
 ) -> Result<Json<Note>, ApiError> {
     let id = parse_id(&id)?;
-    let note = read_json(body)?.validate()?;
+    let note = read_json(body, NOTE_BODY)?.validate()?;
     let note: Option<Note> = sqlx::query_as(
         "UPDATE notes SET title = $2, body = $3, updated_at = now() WHERE id = $1 \
          RETURNING id, title, body, created_at, updated_at",
@@ -277,7 +262,7 @@ async fn update_note(
     .bind(id)
     .bind(&note.title)
     .bind(&note.body)
-    .fetch_optional(pool(&state)?)
+    .fetch_optional(state.pool()?)
     .await?;
     let note = note.ok_or(ApiError::NotFound)?;
     state.cache().forget(&note_key(id)).await;
@@ -292,7 +277,7 @@ async fn delete_note(
     let id = parse_id(&id)?;
     let deleted = sqlx::query("DELETE FROM notes WHERE id = $1")
         .bind(id)
-        .execute(pool(&state)?)
+        .execute(state.pool()?)
         .await?;
     if deleted.rows_affected() == 0 {
         return Err(ApiError::NotFound);

@@ -86,6 +86,13 @@ impl AppState {
         self.database.as_ref()
     }
 
+    /// The database pool, or the 503 a request gets when there is none.
+    pub fn pool(&self) -> Result<&PgPool, crate::error::ApiError> {
+        self.database.as_ref().ok_or_else(|| {
+            crate::error::ApiError::DatabaseUnavailable("no database is configured".into())
+        })
+    }
+
     pub fn cache(&self) -> &Cache {
         &self.cache
     }

@@ -23,9 +23,9 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use super::policy::{self, Channel, Offer, Release};
+use super::policy::{self, Channel, Offer};
 use super::store::{self, Artifact, Publication, Published};
-use crate::error::ApiError;
+use crate::error::{ApiError, read_json};
 use crate::routes::AppState;
 
 /// The updater's `{{target}}` values.
@@ -66,24 +66,26 @@ fn bad(field: &'static str, message: String) -> ApiError {
     }
 }
 
+/// Why `value` is refused for `field`, unless it is one of `allowed`.
+fn unknown(field: &str, value: &str, allowed: &[&str]) -> Option<String> {
+    (!allowed.contains(&value)).then(|| {
+        format!(
+            "unknown {field} {value:?}: use one of {}",
+            allowed.join(", ")
+        )
+    })
+}
+
 fn one_of(field: &'static str, value: &str, allowed: &[&str]) -> Result<(), ApiError> {
-    if allowed.contains(&value) {
-        Ok(())
-    } else {
-        Err(bad(
-            field,
-            format!(
-                "unknown {field} {value:?}: use one of {}",
-                allowed.join(", ")
-            ),
-        ))
+    match unknown(field, value, allowed) {
+        Some(message) => Err(bad(field, message)),
+        None => Ok(()),
     }
 }
 
-fn pool(state: &AppState) -> Result<&sqlx::PgPool, ApiError> {
-    state
-        .database()
-        .ok_or_else(|| ApiError::DatabaseUnavailable("no database is configured".into()))
+/// A rollout percentage as stored, if `value` is one (0 to 100).
+fn rollout_percent(value: i64) -> Option<u8> {
+    u8::try_from(value).ok().filter(|percent| *percent <= 100)
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -129,10 +131,10 @@ async fn check(
 
     let offerable = state
         .releases()
-        .get(pool(&state)?, &target, &arch, &bundle_type)
+        .get(state.pool()?, &target, &arch, &bundle_type)
         .await?;
-    let releases: Vec<Release> = offerable.iter().map(|o| o.release.clone()).collect();
-    let (outcome, chosen) = match policy::offer(&releases, channel, &current, install_id.as_deref())
+    let releases = &offerable.releases;
+    let (outcome, chosen) = match policy::offer(releases, channel, &current, install_id.as_deref())
     {
         Offer::Update(release) => ("update", Some(release)),
         Offer::Rollback(release) => ("rollback", Some(release)),
@@ -144,7 +146,7 @@ async fn check(
         "outcome" => outcome
     )
     .increment(1);
-    let cache_control = if policy::depends_on_install(&releases, channel, &current) {
+    let cache_control = if policy::depends_on_install(releases, channel, &current) {
         OWN
     } else {
         SHARED
@@ -156,20 +158,15 @@ async fn check(
     let Some(release) = chosen else {
         return Ok((StatusCode::NO_CONTENT, cache).into_response());
     };
-    let chosen = offerable
-        .iter()
-        .find(|o| o.release.version == release.version)
-        .ok_or_else(|| ApiError::Internal("the offered release vanished".into()))?;
-    let pub_date = chosen
-        .pub_date
-        .format(&time::format_description::well_known::Rfc3339)
-        .map_err(|err| ApiError::Internal(err.to_string()))?;
+    let download = offerable
+        .download(release)
+        .ok_or_else(|| ApiError::Internal("the offered release has no download".into()))?;
     let body = json!({
-        "version": chosen.release.version.to_string(),
-        "url": chosen.url,
-        "signature": chosen.signature,
-        "notes": chosen.notes,
-        "pub_date": pub_date,
+        "version": release.version.to_string(),
+        "url": download.url,
+        "signature": download.signature,
+        "notes": download.notes,
+        "pub_date": download.pub_date,
     });
     Ok((StatusCode::OK, cache, Json(body)).into_response())
 }
@@ -260,8 +257,8 @@ impl PublishInput {
                 }
             }
         };
-        let rollout_percent = self.rollout_percent.unwrap_or(100);
-        if !(0..=100).contains(&rollout_percent) {
+        let rollout_percent = rollout_percent(self.rollout_percent.unwrap_or(100));
+        if rollout_percent.is_none() {
             errors.insert("rollout_percent", "must be between 0 and 100".into());
         }
         let mut artifacts = self.artifacts.unwrap_or_default();
@@ -284,13 +281,13 @@ impl PublishInput {
                 "two artifacts for the same target, arch and bundle type".into(),
             );
         }
-        match (errors.is_empty(), channel, pub_date) {
-            (true, Some(channel), Some(pub_date)) => Ok(Published {
+        match (errors.is_empty(), channel, pub_date, rollout_percent) {
+            (true, Some(channel), Some(pub_date), Some(rollout_percent)) => Ok(Published {
                 version,
                 channel,
                 notes,
                 pub_date,
-                rollout_percent: rollout_percent as u8,
+                rollout_percent,
                 halted: false,
                 artifacts,
             }),
@@ -300,26 +297,15 @@ impl PublishInput {
 }
 
 fn artifact_problem(artifact: &Artifact) -> Option<String> {
-    if !TARGETS.contains(&artifact.target.as_str()) {
-        return Some(format!(
-            "unknown target {:?}: use one of {}",
-            artifact.target,
-            TARGETS.join(", ")
-        ));
+    if let Some(message) = unknown("target", &artifact.target, TARGETS)
+        .or_else(|| unknown("arch", &artifact.arch, ARCHES))
+    {
+        return Some(message);
     }
-    if !ARCHES.contains(&artifact.arch.as_str()) {
-        return Some(format!(
-            "unknown arch {:?}: use one of {}",
-            artifact.arch,
-            ARCHES.join(", ")
-        ));
-    }
-    if !artifact.bundle_type.is_empty() && !BUNDLE_TYPES.contains(&artifact.bundle_type.as_str()) {
-        return Some(format!(
-            "unknown bundle_type {:?}: use one of {} or leave it empty",
-            artifact.bundle_type,
-            BUNDLE_TYPES.join(", ")
-        ));
+    if !artifact.bundle_type.is_empty()
+        && let Some(message) = unknown("bundle_type", &artifact.bundle_type, BUNDLE_TYPES)
+    {
+        return Some(format!("{message} or leave it empty"));
     }
     if !(artifact.url.starts_with("https://") || artifact.url.starts_with("http://")) {
         return Some(format!(
@@ -333,20 +319,12 @@ fn artifact_problem(artifact: &Artifact) -> Option<String> {
     None
 }
 
-fn read_json<T>(body: Result<Json<T>, JsonRejection>, what: &str) -> Result<T, ApiError> {
-    body.map(|Json(input)| input)
-        .map_err(|rejection| ApiError::BadRequest {
-            field: None,
-            message: format!("the body must be {what}: {}", rejection.body_text()),
-        })
-}
-
 async fn publish_release(
     State(state): State<AppState>,
     body: Result<Json<PublishInput>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let release = read_json(body, "a release: version, channel, notes, artifacts")?.validate()?;
-    let pool = pool(&state)?;
+    let pool = state.pool()?;
     let outcome = store::publish(pool, &release).await?;
     state.releases().clear();
     let stored = store::find(pool, &release.version)
@@ -361,14 +339,14 @@ async fn publish_release(
 }
 
 async fn list_releases(State(state): State<AppState>) -> Result<Json<Vec<Published>>, ApiError> {
-    Ok(Json(store::list(pool(&state)?).await?))
+    Ok(Json(store::list(state.pool()?).await?))
 }
 
 async fn get_release(
     State(state): State<AppState>,
     Path(version): Path<String>,
 ) -> Result<Json<Published>, ApiError> {
-    store::find(pool(&state)?, &version)
+    store::find(state.pool()?, &version)
         .await?
         .map(Json)
         .ok_or(ApiError::NotFound)
@@ -394,17 +372,14 @@ async fn change_release(
             "give rollout_percent (0 to 100), halted (true or false), or both".into(),
         ));
     }
-    let percent = match change.rollout_percent {
-        Some(percent) if (0..=100).contains(&percent) => Some(percent as u8),
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "rollout_percent",
-                "must be between 0 and 100",
-            ));
-        }
-        None => None,
-    };
-    let changed = store::change_rollout(pool(&state)?, &version, percent, change.halted)
+    let percent = change
+        .rollout_percent
+        .map(|value| {
+            rollout_percent(value)
+                .ok_or_else(|| ApiError::invalid("rollout_percent", "must be between 0 and 100"))
+        })
+        .transpose()?;
+    let changed = store::change_rollout(state.pool()?, &version, percent, change.halted)
         .await?
         .ok_or(ApiError::NotFound)?;
     state.releases().clear();

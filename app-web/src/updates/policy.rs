@@ -125,10 +125,7 @@ pub fn offer<'a>(
     current: &Version,
     install_id: Option<&str>,
 ) -> Offer<'a> {
-    let receivable = releases
-        .iter()
-        .filter(|release| channel.receives(release.channel))
-        .filter(|release| release.state == RolloutState::Active);
+    let receivable = offered_on(releases, channel);
     let newest = receivable
         .clone()
         .filter(|release| release.version > *current && in_rollout(release, install_id))
@@ -154,11 +151,15 @@ pub fn offer<'a>(
 /// the channel receives is part-way through its rollout. When it cannot, one answer serves
 /// every install and caches may share it.
 pub fn depends_on_install(releases: &[Release], channel: Channel, current: &Version) -> bool {
-    releases.iter().any(|release| {
-        channel.receives(release.channel)
-            && release.state == RolloutState::Active
-            && release.version > *current
-            && release.rollout_percent < 100
+    offered_on(releases, channel)
+        .any(|release| release.version > *current && release.rollout_percent < 100)
+}
+
+/// The releases a client on `channel` may be offered: published on a channel it receives, and
+/// not halted.
+fn offered_on(releases: &[Release], channel: Channel) -> impl Iterator<Item = &Release> + Clone {
+    releases.iter().filter(move |release| {
+        channel.receives(release.channel) && release.state == RolloutState::Active
     })
 }
 

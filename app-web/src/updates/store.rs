@@ -11,14 +11,32 @@ use time::OffsetDateTime;
 use super::policy::{Channel, Release, RolloutState};
 use crate::error::ApiError;
 
-/// A release with the artifact an update check would download.
+/// What an update check answers with for one release.
 #[derive(Debug, Clone)]
-pub struct Offerable {
-    pub release: Release,
+pub struct Download {
     pub notes: String,
-    pub pub_date: OffsetDateTime,
+    /// RFC 3339, as the updater reads it.
+    pub pub_date: String,
     pub url: String,
     pub signature: String,
+}
+
+/// The releases with an artifact for one platform, as the offer rules see them, and each
+/// one's download at the same index.
+#[derive(Debug, Default)]
+pub struct Offerable {
+    pub releases: Vec<Release>,
+    pub downloads: Vec<Download>,
+}
+
+impl Offerable {
+    /// The download of `release`, one of [`Offerable::releases`].
+    pub fn download(&self, release: &Release) -> Option<&Download> {
+        self.releases
+            .iter()
+            .position(|candidate| candidate.version == release.version)
+            .map(|index| &self.downloads[index])
+    }
 }
 
 /// One downloadable bundle of a release.
@@ -90,7 +108,7 @@ pub async fn offerable(
     target: &str,
     arch: &str,
     bundle_type: &str,
-) -> Result<Vec<Offerable>, ApiError> {
+) -> Result<Offerable, ApiError> {
     #[derive(sqlx::FromRow)]
     struct Row {
         #[sqlx(flatten)]
@@ -111,24 +129,28 @@ pub async fn offerable(
     .bind(bundle_type)
     .fetch_all(pool)
     .await?;
-    rows.into_iter()
-        .map(|row| {
-            Ok(Offerable {
-                release: row.release.policy_release()?,
-                notes: row.release.notes,
-                pub_date: row.release.pub_date,
-                url: row.url,
-                signature: row.signature,
-            })
-        })
-        .collect()
+    let mut offerable = Offerable::default();
+    for row in rows {
+        offerable.releases.push(row.release.policy_release()?);
+        offerable.downloads.push(Download {
+            pub_date: row
+                .release
+                .pub_date
+                .format(&time::format_description::well_known::Rfc3339)
+                .map_err(|err| ApiError::Internal(err.to_string()))?,
+            notes: row.release.notes,
+            url: row.url,
+            signature: row.signature,
+        });
+    }
+    Ok(offerable)
 }
 
 /// [`offerable`] per platform and bundle type, kept for a second: a busy fleet's checks then
 /// cost one query per second per platform. Changes made through this replica clear it at once;
 /// those made through another show within the second.
 #[derive(Clone)]
-pub struct OfferableCache(moka::sync::Cache<(String, String, String), Arc<Vec<Offerable>>>);
+pub struct OfferableCache(moka::sync::Cache<(String, String, String), Arc<Offerable>>);
 
 impl Default for OfferableCache {
     fn default() -> Self {
@@ -148,7 +170,7 @@ impl OfferableCache {
         target: &str,
         arch: &str,
         bundle_type: &str,
-    ) -> Result<Arc<Vec<Offerable>>, ApiError> {
+    ) -> Result<Arc<Offerable>, ApiError> {
         let key = (target.to_owned(), arch.to_owned(), bundle_type.to_owned());
         if let Some(found) = self.0.get(&key) {
             return Ok(found);
