@@ -80,6 +80,22 @@ const fn graph(
     }
 }
 
+/// A full-width panel of log lines from Loki.
+const fn logs(
+    title: &'static str,
+    query: &'static [(&'static str, &'static str)],
+    description: &'static str,
+) -> Panel {
+    Panel {
+        title,
+        kind: Kind::Logs,
+        unit: "none",
+        width: GRID_WIDTH,
+        queries: query,
+        description,
+    }
+}
+
 const DASHBOARDS: &[Dashboard] = &[
     Dashboard {
         file: "service-overview.json",
@@ -210,14 +226,11 @@ const DASHBOARDS: &[Dashboard] = &[
                 ],
                 "The host the stack runs on; DiskFilling fires when a disk is over 90% full.",
             ),
-            Panel {
-                title: "app-web logs",
-                kind: Kind::Logs,
-                unit: "none",
-                width: 24,
-                queries: &[("{service=\"app-web\"} | json", "")],
-                description: "app-web's JSON lines from Loki; filter on level, route or request_id.",
-            },
+            logs(
+                "app-web logs",
+                &[("{service=\"app-web\"} | json", "")],
+                "app-web's JSON lines from Loki; filter on level, route or request_id.",
+            ),
         ],
     },
     Dashboard {
@@ -446,14 +459,11 @@ const DASHBOARDS: &[Dashboard] = &[
                 &[("probe_duration_seconds", "{{instance}}")],
                 "How long the public endpoint took to answer, TLS handshake included.",
             ),
-            Panel {
-                title: "nginx logs",
-                kind: Kind::Logs,
-                unit: "none",
-                width: 24,
-                queries: &[("{service=\"nginx\"} | json", "")],
-                description: "nginx's JSON access lines from Loki; filter on status or request_id.",
-            },
+            logs(
+                "nginx logs",
+                &[("{service=\"nginx\"} | json", "")],
+                "nginx's JSON access lines from Loki; filter on status or request_id.",
+            ),
         ],
     },
     Dashboard {
@@ -576,7 +586,7 @@ impl flags::Dashboards {
     pub fn run(self, _sh: &xshell::Shell) -> anyhow::Result<()> {
         let dir = path::dashboards_dir();
         if self.check {
-            let stale = stale(&dir)?;
+            let stale = stale(&dir);
             anyhow::ensure!(
                 stale.is_empty(),
                 "{} differ from their definitions in xtask/src/dashboards.rs: run `cargo xtask dashboards` and commit the result",
@@ -603,15 +613,13 @@ pub fn rendered() -> Vec<(&'static str, String)> {
 }
 
 /// The files in `dir` that are missing or differ from what would be written.
-fn stale(dir: &Path) -> anyhow::Result<Vec<String>> {
-    let mut stale = Vec::new();
-    for (file, text) in rendered() {
-        let path = dir.join(file);
-        if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
-            stale.push(path.display().to_string());
-        }
-    }
-    Ok(stale)
+fn stale(dir: &Path) -> Vec<String> {
+    rendered()
+        .into_iter()
+        .map(|(file, text)| (dir.join(file), text))
+        .filter(|(path, text)| std::fs::read_to_string(path).ok().as_deref() != Some(text))
+        .map(|(path, _)| path.display().to_string())
+        .collect()
 }
 
 fn write_all(dir: &Path) -> anyhow::Result<()> {
@@ -720,7 +728,7 @@ mod tests {
 
     #[test]
     fn the_committed_dashboards_are_what_the_definitions_write() {
-        let stale = stale(&path::dashboards_dir()).unwrap();
+        let stale = stale(&path::dashboards_dir());
         assert!(
             stale.is_empty(),
             "{stale:?} differ from xtask/src/dashboards.rs: run `cargo xtask dashboards` and commit the result"

@@ -11,7 +11,6 @@ use std::path::Path;
 use anyhow::Context;
 
 use crate::dist::manifest::{self, Manifest};
-use crate::dist::targets::ArtifactKind;
 use crate::{flags, path, step};
 
 impl flags::Sign {
@@ -32,22 +31,18 @@ fn is_tag_build() -> bool {
     std::env::var("GITHUB_REF_TYPE").is_ok_and(|kind| kind == "tag")
 }
 
-/// Whether the updater installs this kind of artifact, so it needs a signature.
-fn is_updater_bundle(kind: ArtifactKind) -> bool {
-    matches!(
-        kind,
-        ArtifactKind::Deb | ArtifactKind::Rpm | ArtifactKind::AppImage
-    )
+/// The artifacts of `manifest` the updater installs, which carry signatures.
+pub fn updater_bundles(manifest: &Manifest) -> impl Iterator<Item = &manifest::Artifact> {
+    manifest
+        .artifacts
+        .iter()
+        .filter(|artifact| artifact.kind.is_desktop_bundle())
 }
 
 fn sign_bundles(dist: &Path, release: bool) -> anyhow::Result<()> {
     let manifest = Manifest::read(&dist.join(manifest::FILE_NAME))
         .with_context(|| format!("run `cargo xtask dist --out {}` first", dist.display()))?;
-    let bundles: Vec<_> = manifest
-        .artifacts
-        .iter()
-        .filter(|artifact| is_updater_bundle(artifact.kind))
-        .collect();
+    let bundles: Vec<_> = updater_bundles(&manifest).collect();
     let Some(key) = std::env::var(updater::KEY_VARIABLE)
         .ok()
         .filter(|key| !key.trim().is_empty())
@@ -84,21 +79,9 @@ pub fn check_signatures(
     public_key: &str,
 ) -> anyhow::Result<usize> {
     let mut checked = 0;
-    for bundle in manifest
-        .artifacts
-        .iter()
-        .filter(|artifact| is_updater_bundle(artifact.kind))
-    {
+    for bundle in updater_bundles(manifest) {
         let file = dist.join(&bundle.file);
-        let signature_file = updater::signature_path(&file);
-        let signature = std::fs::read_to_string(&signature_file).with_context(|| {
-            format!(
-                "{} has no updater signature ({} is missing): run `cargo xtask sign`",
-                bundle.file,
-                signature_file.display()
-            )
-        })?;
-        updater::verify_file(&file, &signature, public_key)?;
+        updater::verify_file(&file, &updater::read_signature(&file)?, public_key)?;
         checked += 1;
     }
     Ok(checked)

@@ -18,6 +18,11 @@ pub enum ArtifactKind {
 }
 
 impl ArtifactKind {
+    /// Whether this is a desktop bundle, which the updater installs and so must be signed.
+    pub fn is_desktop_bundle(self) -> bool {
+        !matches!(self, ArtifactKind::ServerArchive)
+    }
+
     /// The name `bundle-desktop --kind` takes, which is also the manifest's.
     pub fn cli_name(self) -> String {
         clap::ValueEnum::to_possible_value(&self)

@@ -47,8 +47,7 @@ fn os_arch(triple: &str) -> anyhow::Result<String> {
         anyhow::bail!("the updater knows no platform for {triple}")
     };
     let arch = match arch {
-        "x86_64" | "aarch64" | "i686" => arch,
-        "armv7" => "armv7",
+        "x86_64" | "aarch64" | "i686" | "armv7" => arch,
         other => anyhow::bail!("the updater knows no architecture {other} (from {triple})"),
     };
     Ok(format!("{os}-{arch}"))
@@ -78,24 +77,12 @@ pub fn fragment(
         "--base-url {base_url:?} must be an http:// or https:// URL"
     );
     let mut platforms = BTreeMap::new();
-    for artifact in &manifest.artifacts {
-        let keys = platform_keys(&artifact.target, artifact.kind)?;
-        if keys.is_empty() {
-            continue;
-        }
-        let signature_file = updater::signature_path(&dist.join(&artifact.file));
-        let signature = std::fs::read_to_string(&signature_file).with_context(|| {
-            format!(
-                "{} is not signed ({} is missing): run `cargo xtask sign` first",
-                artifact.file,
-                signature_file.display()
-            )
-        })?;
+    for artifact in crate::sign::updater_bundles(manifest) {
         let platform = Platform {
-            signature: signature.trim().to_owned(),
+            signature: updater::read_signature(&dist.join(&artifact.file))?,
             url: format!("{}/{}", base_url.trim_end_matches('/'), artifact.file),
         };
-        for key in keys {
+        for key in platform_keys(&artifact.target, artifact.kind)? {
             platforms.insert(key, platform.clone());
         }
     }

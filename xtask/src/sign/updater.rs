@@ -86,6 +86,19 @@ pub fn signature_path(file: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// The signature `cargo xtask sign` wrote for `file` (its `.sig`, trimmed).
+pub fn read_signature(file: &Path) -> anyhow::Result<String> {
+    let path = signature_path(file);
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "{} is not signed ({} is missing): run `cargo xtask sign`",
+            file.display(),
+            path.display()
+        )
+    })?;
+    Ok(text.trim().to_owned())
+}
+
 /// Signs `file` and writes `<file>.sig` (to a temporary name first, then renamed).
 pub fn write_signature(file: &Path, key: &SecretKey) -> anyhow::Result<PathBuf> {
     let signature = sign_file(file, key)?;
