@@ -1,8 +1,8 @@
-//! A Prometheus exporter or Alertmanager from Debian's packages on a free loopback port: the
-//! caller gives the program and its arguments, with `{port}` and `{dir}` standing for the
-//! chosen port and a temporary folder of its own; output goes to a log in that folder.
+//! A Prometheus exporter, Alertmanager or Prometheus itself from Debian's packages on a free
+//! loopback port: the caller gives the program and its arguments, with `{port}` and `{dir}`
+//! standing for the chosen port and a temporary folder of its own; output goes to a log in that
+//! folder.
 
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -67,16 +67,6 @@ impl Exporter {
     /// `127.0.0.1:<port>`, as a scrape target.
     pub fn address(&self) -> String {
         format!("127.0.0.1:{}", self.port)
-    }
-
-    /// A GET of `path`: the status and the body.
-    pub fn get(&self, path: &str) -> anyhow::Result<(u16, String)> {
-        http_get(self.port, path)
-    }
-
-    /// The program's own folder (`{dir}` in its arguments).
-    pub fn folder(&self) -> &Path {
-        self.folder.path()
     }
 
     /// What the program has written so far.

@@ -3,18 +3,18 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::{free_port, wait_until_up};
+use crate::Exporter;
 
 /// Prometheus serving on 127.0.0.1, stopped on drop.
 pub struct Prometheus {
     pub port: u16,
-    folder: tempfile::TempDir,
-    server: Child,
+    server: Exporter,
+    /// Holds the configuration file for as long as the server runs.
+    _config: tempfile::TempDir,
 }
 
 /// A GET on 127.0.0.1:`port` with HTTP/1.0; the status code and body.
@@ -51,41 +51,27 @@ fn percent_encode(text: &str) -> String {
 impl Prometheus {
     /// Starts Prometheus on `config` (YAML; rule files given by absolute path).
     pub fn start(config: &str) -> anyhow::Result<Self> {
-        let folder = tempfile::Builder::new()
+        let config_dir = tempfile::Builder::new()
             .prefix("local-prometheus-")
             .tempdir()
-            .context("create a folder for Prometheus")?;
-        let config_file = folder.path().join("prometheus.yml");
+            .context("create a folder for Prometheus's configuration")?;
+        let config_file = config_dir.path().join("prometheus.yml");
         std::fs::write(&config_file, config).context("write the Prometheus configuration")?;
-        let port = free_port()?;
-        let log = std::fs::File::create(folder.path().join("server.log"))
-            .context("create Prometheus's log")?;
-        let mut server = Command::new("prometheus")
-            .arg(format!("--config.file={}", config_file.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                folder.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .context(
-                "start prometheus (Debian's prometheus package; `cargo xtask setup` installs it)",
-            )?;
-        let up = wait_until_up(
-            &mut server,
-            Duration::from_secs(30),
-            "Prometheus to be ready",
-            || http_get(port, "/-/ready").is_ok_and(|(status, _)| status == 200),
-        );
-        let prometheus = Self {
-            port,
-            folder,
+        let server = Exporter::start(
+            "prometheus",
+            &[
+                &format!("--config.file={}", config_file.display()),
+                "--storage.tsdb.path={dir}/data",
+                "--web.listen-address=127.0.0.1:{port}",
+            ],
+            &[],
+            "/-/ready",
+        )?;
+        Ok(Self {
+            port: server.port,
             server,
-        };
-        up.with_context(|| format!("Prometheus's log:\n{}", prometheus.log()))?;
-        Ok(prometheus)
+            _config: config_dir,
+        })
     }
 
     /// An instant PromQL query; the `data.result` array of the answer.
@@ -112,14 +98,7 @@ impl Prometheus {
 
     /// What Prometheus has logged so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.folder.path().join("server.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.server.kill();
-        let _ = self.server.wait();
+        self.server.log()
     }
 }
 
