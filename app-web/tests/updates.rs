@@ -38,27 +38,21 @@ impl Server {
     }
 
     async fn publish(&self, release: &Value) -> (StatusCode, Value) {
-        let answer = self
-            .client
-            .post(self.app.url("/api/admin/releases"))
-            .bearer_auth(TOKEN)
-            .json(release)
-            .send()
-            .await
-            .unwrap();
-        let status = answer.status();
-        (status, answer.json().await.unwrap_or(Value::Null))
+        self.admin(
+            self.client.post(self.app.url("/api/admin/releases")),
+            release,
+        )
+        .await
     }
 
     async fn change(&self, version: &str, change: Value) -> (StatusCode, Value) {
-        let answer = self
-            .client
-            .patch(self.app.url(&format!("/api/admin/releases/{version}")))
-            .bearer_auth(TOKEN)
-            .json(&change)
-            .send()
-            .await
-            .unwrap();
+        let url = self.app.url(&format!("/api/admin/releases/{version}"));
+        self.admin(self.client.patch(url), &change).await
+    }
+
+    /// `request` to the admin API with the token and `body`: the status and the JSON answer.
+    async fn admin(&self, request: reqwest::RequestBuilder, body: &Value) -> (StatusCode, Value) {
+        let answer = request.bearer_auth(TOKEN).json(body).send().await.unwrap();
         let status = answer.status();
         (status, answer.json().await.unwrap_or(Value::Null))
     }
@@ -313,14 +307,8 @@ async fn bad_input_is_refused_naming_what_is_wrong() {
             "letters, digits",
         ),
     ] {
-        let answer = server
-            .client
-            .get(server.app.url(&format!("/api/updates/{path}")))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(answer.status(), StatusCode::BAD_REQUEST, "{path}");
-        let body: Value = answer.json().await.unwrap();
+        let (status, _, body) = server.check(path).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
         assert_eq!(body["field"], field, "{path}: {body}");
         assert!(
             body["message"].as_str().unwrap().contains(words),
