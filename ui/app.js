@@ -32,3 +32,86 @@ document.addEventListener("DOMContentLoaded", async () => {
     version.textContent = `unavailable (${error.message})`;
   }
 });
+
+// The Updates panel, in the desktop app only: settings, checks on demand, release notes,
+// download progress and the install, all through app-desktop's commands.
+document.addEventListener("DOMContentLoaded", async () => {
+  const tauri = window.__TAURI__;
+  if (!(tauri && tauri.core)) {
+    return;
+  }
+  const invoke = tauri.core.invoke;
+  const $ = (id) => document.getElementById(id);
+  const message = (text) => { $("update-message").textContent = text; };
+  const showOffer = (offer) => {
+    $("update-offer").hidden = !offer;
+    if (offer) {
+      $("update-title").textContent = `Version ${offer.version} is available (you have ${offer.current_version})`;
+      $("update-notes").textContent = offer.notes || "No release notes.";
+    }
+  };
+  const readSettings = () => ({
+    channel: $("update-channel").value,
+    auto_check: $("update-auto-check").checked,
+    auto_install: $("update-auto-install").checked,
+  });
+
+  const status = await invoke("update_status");
+  $("updates").hidden = false;
+  $("update-channel").value = status.settings.channel;
+  $("update-auto-check").checked = status.settings.auto_check;
+  $("update-auto-install").checked = status.settings.auto_install;
+  $("update-install-id").textContent = status.install_id;
+  if (status.disabled) {
+    $("update-disabled").hidden = false;
+    $("update-disabled").textContent = `Updates are off: ${status.disabled}.`;
+    $("update-check").disabled = true;
+  }
+  showOffer(status.available);
+
+  for (const id of ["update-channel", "update-auto-check", "update-auto-install"]) {
+    $(id).addEventListener("change", async () => {
+      try {
+        await invoke("save_settings", { settings: readSettings() });
+        message("Saved.");
+      } catch (error) {
+        message(`Not saved: ${error}`);
+      }
+    });
+  }
+  $("update-reset-id").addEventListener("click", async () => {
+    $("update-install-id").textContent = await invoke("reset_install_id");
+  });
+  $("update-check").addEventListener("click", async () => {
+    message("Checking…");
+    try {
+      const offer = await invoke("check_for_update");
+      showOffer(offer);
+      message(offer ? "" : "You have the latest version.");
+    } catch (error) {
+      message(String(error));
+    }
+  });
+  $("update-install").addEventListener("click", async () => {
+    $("update-install").disabled = true;
+    $("update-progress").hidden = false;
+    message("Downloading…");
+    try {
+      await invoke("install_update");
+    } catch (error) {
+      message(String(error));
+      $("update-install").disabled = false;
+    }
+  });
+  await tauri.event.listen("update-available", (event) => showOffer(event.payload));
+  await tauri.event.listen("update-progress", (event) => {
+    const { downloaded, total } = event.payload;
+    const bar = $("update-progress");
+    if (total) {
+      bar.max = total;
+      bar.value = downloaded;
+    } else {
+      bar.removeAttribute("value");
+    }
+  });
+});

@@ -1,10 +1,27 @@
-//! app-desktop: the application's desktop mode, a Tauri window showing the shared UI.
+//! app-desktop: the application's desktop mode, a Tauri window showing the shared UI, kept up
+//! to date by the updater (`updates.rs`).
 
 // A release build on Windows must not open a console window beside the app.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
+mod settings;
+mod updates;
+
 fn main() -> std::process::ExitCode {
-    match tauri::Builder::default().run(context()) {
+    let app = tauri::Builder::default()
+        .plugin(updates::plugin())
+        .setup(|app| {
+            updates::start(app.handle())?;
+            Ok(())
+        })
+        .invoke_handler(tauri::generate_handler![
+            updates::update_status,
+            updates::save_settings,
+            updates::reset_install_id,
+            updates::check_for_update,
+            updates::install_update,
+        ]);
+    match app.run(context()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: run the desktop app: {err}");

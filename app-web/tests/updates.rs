@@ -7,78 +7,8 @@ mod support;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::proxy::{Proxy, curl};
-use support::{Postgres, RunningBinary, http_client, run_binary};
-
-const TOKEN: &str = "admin-token-for-tests-0123456789abcdef";
-
-struct Server {
-    app: RunningBinary,
-    _postgres: Postgres,
-    _folder: tempfile::TempDir,
-    client: reqwest::Client,
-}
-
-impl Server {
-    fn start() -> Self {
-        let postgres = Postgres::start().expect("start PostgreSQL");
-        let folder = tempfile::tempdir().unwrap();
-        let token_file = folder.path().join("admin_token");
-        std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
-        let app = RunningBinary::start_on(
-            &postgres,
-            None,
-            &["--admin-token-file", token_file.to_str().unwrap()],
-        );
-        Self {
-            app,
-            _postgres: postgres,
-            _folder: folder,
-            client: http_client(),
-        }
-    }
-
-    async fn publish(&self, release: &Value) -> (StatusCode, Value) {
-        self.admin(
-            self.client.post(self.app.url("/api/admin/releases")),
-            release,
-        )
-        .await
-    }
-
-    async fn change(&self, version: &str, change: Value) -> (StatusCode, Value) {
-        let url = self.app.url(&format!("/api/admin/releases/{version}"));
-        self.admin(self.client.patch(url), &change).await
-    }
-
-    /// `request` to the admin API with the token and `body`: the status and the JSON answer.
-    async fn admin(&self, request: reqwest::RequestBuilder, body: &Value) -> (StatusCode, Value) {
-        let answer = request.bearer_auth(TOKEN).json(body).send().await.unwrap();
-        let status = answer.status();
-        (status, answer.json().await.unwrap_or(Value::Null))
-    }
-
-    /// An update check: the status, the headers and the JSON body (null for 204).
-    async fn check(&self, path: &str) -> (StatusCode, reqwest::header::HeaderMap, Value) {
-        let answer = self
-            .client
-            .get(self.app.url(&format!("/api/updates/{path}")))
-            .send()
-            .await
-            .unwrap();
-        let status = answer.status();
-        let headers = answer.headers().clone();
-        (status, headers, answer.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn offered(&self, path: &str) -> Option<String> {
-        let (status, _, body) = self.check(path).await;
-        assert!(
-            status == StatusCode::OK || status == StatusCode::NO_CONTENT,
-            "{path}: {status} {body}"
-        );
-        body["version"].as_str().map(String::from)
-    }
-}
+use support::update_server::{TOKEN, UpdateServer as Server};
+use support::{Postgres, RunningBinary, run_binary};
 
 fn release(version: &str, channel: &str, percent: u8) -> Value {
     json!({

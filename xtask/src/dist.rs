@@ -11,7 +11,7 @@ pub mod tauri_bundle;
 pub mod updater_manifest;
 pub mod verify;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use xshell::{Shell, cmd};
@@ -26,34 +26,153 @@ impl flags::Dist {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
         let host = targets::host_triple(sh)?;
         let target = targets::resolve(self.target.as_deref(), &host)?;
-        setup::require(sh, &[Purpose::DesktopBuild])?;
-        let _lock = lock_dist(target)?;
-        let product = Product::load()?;
-        let source_date = workspace::source_date_epoch(sh)?;
-        let commit = workspace::git_commit(sh)?;
-        let out = self.out.unwrap_or_else(path::dist_dir);
-        std::fs::create_dir_all(&out).with_context(|| format!("create {}", out.display()))?;
-        let out = out
-            .canonicalize()
-            .with_context(|| format!("resolve {}", out.display()))?;
+        let desktop_config = desktop_config(None)?;
+        let version = Product::load()?.version;
+        let plan = Plan {
+            server: true,
+            desktop_kinds: target.desktop_bundles.to_vec(),
+            desktop_config,
+            version,
+        };
+        package(sh, target, self.out.unwrap_or_else(path::dist_dir), plan)
+    }
+}
 
-        // Everything is made in a staging folder inside `out` and renamed into place at the
-        // end, the manifest last, so a failed run leaves no half-written dist behind.
-        let staging = tempfile::Builder::new()
-            .prefix(".dist-staging-")
-            .tempdir_in(&out)
-            .with_context(|| format!("create a staging folder in {}", out.display()))?;
-        let mut staged = Vec::new();
+impl flags::Bundle {
+    pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        let host = targets::host_triple(sh)?;
+        let target = targets::resolve(self.target.as_deref(), &host)?;
+        let desktop_config = desktop_config(self.config.as_deref())?;
+        let version = match desktop_config
+            .as_ref()
+            .and_then(|config| config.get("version"))
+        {
+            Some(version) => version
+                .as_str()
+                .context("the desktop configuration's version is not a string")?
+                .to_owned(),
+            None => Product::load()?.version,
+        };
+        let desktop_kinds = if self.kind.is_empty() {
+            target.desktop_bundles.to_vec()
+        } else {
+            for kind in &self.kind {
+                anyhow::ensure!(
+                    target.desktop_bundles.contains(kind),
+                    "{} makes no {kind} bundle; it makes {}",
+                    target.triple,
+                    target
+                        .desktop_bundles
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            self.kind
+        };
+        let plan = Plan {
+            server: false,
+            desktop_kinds,
+            desktop_config,
+            version,
+        };
+        package(
+            sh,
+            target,
+            self.out
+                .unwrap_or_else(|| path::target_dir().join("bundle-dist")),
+            plan,
+        )
+    }
+}
 
+/// What one packaging run makes: the server archive or not, which desktop bundles, with what
+/// merged into the Tauri configuration, at which version.
+struct Plan {
+    server: bool,
+    desktop_kinds: Vec<ArtifactKind>,
+    desktop_config: Option<serde_json::Value>,
+    version: String,
+}
+
+/// Where the updater's public key comes from when building app-desktop.
+pub const PUBLIC_KEY_VARIABLE: &str = "TAURI_SIGNING_PUBLIC_KEY";
+
+/// What is merged into tauri.conf.json for a release build (as Tauri merges `TAURI_CONFIG`):
+/// the updater's public key from TAURI_SIGNING_PUBLIC_KEY, then `config` (inline JSON or a
+/// file holding it) on top.
+fn desktop_config(config: Option<&str>) -> anyhow::Result<Option<serde_json::Value>> {
+    let mut merged = serde_json::json!({});
+    if let Ok(key) = std::env::var(PUBLIC_KEY_VARIABLE)
+        && !key.trim().is_empty()
+    {
+        merged = serde_json::json!({ "plugins": { "updater": { "pubkey": key.trim() } } });
+    }
+    if let Some(config) = config {
+        let text = if config.trim_start().starts_with('{') {
+            config.to_owned()
+        } else {
+            std::fs::read_to_string(config).with_context(|| {
+                format!("read the desktop configuration {config} (pass inline JSON or a file)")
+            })?
+        };
+        let patch: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("the desktop configuration is not JSON: {text}"))?;
+        anyhow::ensure!(
+            patch.is_object(),
+            "the desktop configuration must be a JSON object, like tauri.conf.json"
+        );
+        if let Some(version) = patch.get("version") {
+            let version = version.as_str().unwrap_or_default();
+            semver::Version::parse(version).with_context(|| {
+                format!("the desktop configuration's version {version:?} is not a semantic version")
+            })?;
+        }
+        json_patch::merge(&mut merged, &patch);
+    }
+    Ok((merged != serde_json::json!({})).then_some(merged))
+}
+
+fn package(sh: &Shell, target: &Target, out: PathBuf, plan: Plan) -> anyhow::Result<()> {
+    setup::require(sh, &[Purpose::DesktopBuild])?;
+    let _lock = lock_dist(target)?;
+    let product = Product::load()?;
+    let source_date = workspace::source_date_epoch(sh)?;
+    let commit = workspace::git_commit(sh)?;
+    std::fs::create_dir_all(&out).with_context(|| format!("create {}", out.display()))?;
+    let out = out
+        .canonicalize()
+        .with_context(|| format!("resolve {}", out.display()))?;
+
+    // Everything is made in a staging folder inside `out` and renamed into place at the
+    // end, the manifest last, so a failed run leaves no half-written dist behind.
+    let staging = tempfile::Builder::new()
+        .prefix(".dist-staging-")
+        .tempdir_in(&out)
+        .with_context(|| format!("create a staging folder in {}", out.display()))?;
+    let mut staged = Vec::new();
+
+    let tauri_config = plan
+        .desktop_config
+        .as_ref()
+        .map(serde_json::Value::to_string);
+    let _tauri_config = tauri_config
+        .as_ref()
+        .map(|config| sh.push_env("TAURI_CONFIG", config));
+
+    if plan.server {
         step::run(&format!("build app-web ({})", target.triple), || {
             // app-web reports the commit it was built from (app_web_build_info).
             let _commit = sh.push_env("APP_WEB_COMMIT", &commit);
             cargo_build(sh, "app-web", target, "the server archive")
         })?;
-        step::run(&format!("build app-desktop ({})", target.triple), || {
-            cargo_build(sh, "app-desktop", target, "the desktop bundles")
-        })?;
+    }
+    step::run(&format!("build app-desktop ({})", target.triple), || {
+        cargo_build(sh, "app-desktop", target, "the desktop bundles")
+    })?;
 
+    if plan.server {
         let archive_name = format!("app-web-{}-{}.tar.gz", product.version, target.triple);
         step::run_with_spinner(&format!("package {archive_name}"), || {
             write_server_archive(
@@ -64,29 +183,36 @@ impl flags::Dist {
             )
         })?;
         staged.push((archive_name, ArtifactKind::ServerArchive));
-
-        // Not a spinner: the first run compiles xtask's bundler feature, and cargo shows that.
-        for bundle in step::run("bundle app-desktop", || bundle_desktop(sh, target))? {
-            let name = file_name(&bundle.path)?;
-            std::fs::copy(&bundle.path, staging.path().join(&name))
-                .with_context(|| format!("copy {} to the staging folder", bundle.path.display()))?;
-            staged.push((name, bundle.kind));
-        }
-
-        let manifest = step::run_with_spinner("checksums and manifest", || {
-            write_checksums_and_manifest(
-                staging.path(),
-                &staged,
-                target,
-                &product,
-                &commit,
-                source_date,
-            )
-        })?;
-        publish(staging.path(), &out, &manifest)?;
-        print_summary(&out, &manifest);
-        Ok(())
     }
+
+    // Not a spinner: the first run compiles xtask's bundler feature, and cargo shows that.
+    for bundle in step::run("bundle app-desktop", || {
+        bundle_desktop(sh, target, &plan.desktop_kinds)
+    })? {
+        let name = file_name(&bundle.path)?;
+        std::fs::copy(&bundle.path, staging.path().join(&name))
+            .with_context(|| format!("copy {} to the staging folder", bundle.path.display()))?;
+        staged.push((name, bundle.kind));
+    }
+
+    let manifest = step::run_with_spinner("checksums and manifest", || {
+        let release = Product {
+            version: plan.version.clone(),
+            ..product.clone()
+        };
+        write_checksums_and_manifest(
+            staging.path(),
+            &staged,
+            target,
+            &release,
+            &commit,
+            source_date,
+        )
+    })?;
+    publish(staging.path(), &out, &manifest)?;
+    crate::sign::sign_bundles(&out, crate::sign::is_tag_build())?;
+    print_summary(&out, &manifest);
+    Ok(())
 }
 
 impl flags::Verify {
@@ -183,10 +309,14 @@ fn write_server_archive(
         .with_context(|| format!("the server archive {archive_name} failed"))
 }
 
-fn bundle_desktop(sh: &Shell, target: &Target) -> anyhow::Result<Vec<bundle::BuiltBundle>> {
+fn bundle_desktop(
+    sh: &Shell,
+    target: &Target,
+    wanted: &[ArtifactKind],
+) -> anyhow::Result<Vec<bundle::BuiltBundle>> {
     let arch = target.triple.split('-').next().unwrap_or(target.triple);
     let mut kinds = Vec::new();
-    for kind in target.desktop_bundles {
+    for kind in wanted {
         if *kind == ArtifactKind::AppImage
             && let Err(reason) = bundle::appimage_tools_present(arch)
         {

@@ -31,6 +31,8 @@ pub enum Command {
     Sign(Sign),
     UpdaterManifest(UpdaterManifest),
     #[command(hide = true)]
+    Bundle(Bundle),
+    Icons(Icons),
     BundleDesktop(BundleDesktop),
 }
 
@@ -356,6 +358,38 @@ pub struct UpdaterMerge {
 #[derive(Debug, Args)]
 pub struct Dashboards {
     /// Write nothing; fail if a committed dashboard differs from its definition
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// Build app-desktop in release mode and bundle it for one target into a folder of its own, with
+/// SHA256SUMS, dist-manifest.json and, when TAURI_SIGNING_PRIVATE_KEY is set, updater signatures
+/// (`dist` makes the same bundles beside the server archive)
+#[derive(Debug, Args)]
+pub struct Bundle {
+    /// Target triple to build for [default: the host's]
+    #[arg(long, value_name = "TRIPLE")]
+    pub target: Option<String>,
+
+    /// Bundle kinds to make [default: every kind the target makes]
+    #[arg(long, value_enum)]
+    pub kind: Vec<crate::dist::targets::ArtifactKind>,
+
+    /// JSON merged into tauri.conf.json for this build, inline or in a file, as `tauri build
+    /// --config` does: e.g. the `version`, or the updater's `endpoints`. The updater's public key
+    /// comes from TAURI_SIGNING_PUBLIC_KEY
+    #[arg(long, value_name = "JSON|FILE")]
+    pub config: Option<String>,
+
+    /// Folder to write the bundles to [default: target/bundle-dist]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+/// Render every app icon (PNGs, icon.ico, icon.icns) from app-desktop/icons/icon.svg
+#[derive(Debug, Args)]
+pub struct Icons {
+    /// Write nothing; fail if a committed icon differs from what the source renders to
     #[arg(long)]
     pub check: bool,
 }

@@ -8,6 +8,7 @@ mod dashboards;
 mod dist;
 mod docker;
 mod flags;
+mod icons;
 mod lint;
 mod nginx;
 mod path;
@@ -49,6 +50,8 @@ fn run(command: flags::Command) -> anyhow::Result<()> {
         flags::Command::Dashboards(cmd) => cmd.run(&sh),
         flags::Command::Sign(cmd) => cmd.run(&sh),
         flags::Command::UpdaterManifest(cmd) => cmd.run(&sh),
+        flags::Command::Bundle(cmd) => cmd.run(&sh),
+        flags::Command::Icons(cmd) => cmd.run(&sh),
         flags::Command::BundleDesktop(cmd) => cmd.run(&sh),
     }
 }

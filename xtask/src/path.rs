@@ -32,7 +32,6 @@ pub fn release_dir(target: &str) -> PathBuf {
     target_dir().join(target).join("release")
 }
 
-#[cfg(feature = "bundler")]
 pub fn desktop_dir() -> PathBuf {
     project_root().join("app-desktop")
 }

@@ -84,6 +84,8 @@ pub const SYSTEM_PACKAGES: &[SystemPackage] = &[
     package("xvfb",                  "xorg-x11-server-Xvfb", Purpose::DesktopWindowTests),
     package("xdotool",               "xdotool",              Purpose::DesktopWindowTests),
     package("imagemagick",           "ImageMagick",          Purpose::DesktopWindowTests),
+    // The updater installs a deb through pkexec, a dialog or sudo; as root, sudo asks nothing.
+    package("sudo",                  "sudo",                 Purpose::DesktopWindowTests),
     package("postgresql",            "postgresql-server",    Purpose::WebTests),
     package("redis-server",          "redis",                Purpose::WebTests),
     package("wrk",                   "wrk",                  Purpose::Benchmarks),

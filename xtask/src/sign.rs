@@ -27,7 +27,7 @@ impl flags::Sign {
 }
 
 /// Whether this is a GitHub Actions run for a tag, where every release step is strict.
-fn is_tag_build() -> bool {
+pub fn is_tag_build() -> bool {
     std::env::var("GITHUB_REF_TYPE").is_ok_and(|kind| kind == "tag")
 }
 
@@ -39,7 +39,9 @@ pub fn updater_bundles(manifest: &Manifest) -> impl Iterator<Item = &manifest::A
         .filter(|artifact| artifact.kind.is_desktop_bundle())
 }
 
-fn sign_bundles(dist: &Path, release: bool) -> anyhow::Result<()> {
+/// Signs the desktop bundles of `dist` with the key in the environment; without one, an error
+/// in release mode and a warning otherwise.
+pub fn sign_bundles(dist: &Path, release: bool) -> anyhow::Result<()> {
     let manifest = Manifest::read(&dist.join(manifest::FILE_NAME))
         .with_context(|| format!("run `cargo xtask dist --out {}` first", dist.display()))?;
     let bundles: Vec<_> = updater_bundles(&manifest).collect();
@@ -65,7 +67,7 @@ fn sign_bundles(dist: &Path, release: bool) -> anyhow::Result<()> {
     for bundle in bundles {
         let file = dist.join(&bundle.file);
         step::run(&format!("sign {}", bundle.file), || {
-            updater::write_signature(&file, &key).map(drop)
+            updater::write_signature(&file, &key, &manifest.version).map(drop)
         })?;
     }
     Ok(())

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 
 pub mod proxy;
+pub mod update_server;
 pub mod wrk;
 
 pub use local_servers::{Postgres, Redis};

@@ -2,7 +2,7 @@
 //! PostgreSQL (initdb in a temporary folder), Redis and nginx from the machine's packages,
 //! PgBouncer, Pebble and testssl.sh from Debian 13's, an S3-compatible server (s3s-fs),
 //! Prometheus with its exporters and Alertmanager, on free loopback ports and unix sockets,
-//! stopped on drop; and a Docker engine, started when none runs.
+//! and Xvfb for desktop windows, stopped on drop; and a Docker engine, started when none runs.
 
 mod debian_chroot;
 mod docker_engine;
@@ -15,6 +15,7 @@ mod prometheus;
 mod redis;
 pub mod s3;
 pub mod testssl;
+mod xvfb;
 
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -28,6 +29,7 @@ pub use postgres::{Postgres, PostgresOptions};
 pub use prometheus::Prometheus;
 pub use redis::{Redis, RedisOptions};
 pub use s3::S3Server;
+pub use xvfb::Xvfb;
 
 /// A port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> anyhow::Result<u16> {

@@ -20,8 +20,12 @@ impl flags::BundleDesktop {
     pub fn run(self, sh: &xshell::Shell) -> anyhow::Result<()> {
         let host = targets::host_triple(sh)?;
         let target = targets::resolve(Some(self.target.as_deref().unwrap_or(&host)), &host)?;
-        let version = Product::load()?.version;
         let desktop = DesktopConfig::load(target.triple)?;
+        // The version Tauri builds into the app: the configuration's, else the workspace's.
+        let version = match desktop.config.version.clone() {
+            Some(version) => version,
+            None => Product::load()?.version,
+        };
         let bundles = bundle(target, &self.kind, &desktop, &version)?;
         println!(
             "{}",
@@ -40,12 +44,18 @@ pub struct DesktopConfig {
 
 impl DesktopConfig {
     /// tauri.conf.json with the overlay for `triple`'s platform (tauri.linux.conf.json, ...)
-    /// merged in, as Tauri merges them (JSON Merge Patch).
+    /// and then `TAURI_CONFIG` merged in, as Tauri merges them (JSON Merge Patch).
     pub fn load(triple: &str) -> anyhow::Result<Self> {
         let platform = tauri_utils::platform::Target::from_triple(triple);
         let dir = path::desktop_dir();
-        let (merged, files) = tauri_utils::config::parse::read_from(platform, &dir)
+        let (mut merged, mut files) = tauri_utils::config::parse::read_from(platform, &dir)
             .with_context(|| format!("read the Tauri configuration in {}", dir.display()))?;
+        if let Ok(text) = std::env::var("TAURI_CONFIG") {
+            let patch: serde_json::Value =
+                serde_json::from_str(&text).context("TAURI_CONFIG is not JSON")?;
+            json_patch::merge(&mut merged, &patch);
+            files.push("TAURI_CONFIG".into());
+        }
         let config: tauri_utils::config::Config =
             serde_json::from_value(merged).with_context(|| {
                 format!(

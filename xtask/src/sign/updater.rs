@@ -57,8 +57,9 @@ pub fn secret_key(key: &str, password: &str) -> anyhow::Result<SecretKey> {
 }
 
 /// The signature of `file` as Tauri writes it into `<file>.sig`: base64 of the signature box,
-/// whose trusted comment names the file and the time.
-pub fn sign_file(file: &Path, key: &SecretKey) -> anyhow::Result<String> {
+/// whose trusted comment names the time, the file and the release `version` it belongs to (the
+/// app refuses an update whose signed version differs from the one the server announces).
+pub fn sign_file(file: &Path, key: &SecretKey, version: &str) -> anyhow::Result<String> {
     let name = file
         .file_name()
         .and_then(|name| name.to_str())
@@ -72,7 +73,9 @@ pub fn sign_file(file: &Path, key: &SecretKey) -> anyhow::Result<String> {
         None,
         key,
         std::io::BufReader::new(data),
-        Some(&format!("timestamp:{timestamp}\tfile:{name}")),
+        Some(&format!(
+            "timestamp:{timestamp}\tfile:{name}\tversion:{version}"
+        )),
         Some(UNTRUSTED_COMMENT),
     )
     .with_context(|| format!("sign {}", file.display()))?;
@@ -99,9 +102,10 @@ pub fn read_signature(file: &Path) -> anyhow::Result<String> {
     Ok(text.trim().to_owned())
 }
 
-/// Signs `file` and writes `<file>.sig` (to a temporary name first, then renamed).
-pub fn write_signature(file: &Path, key: &SecretKey) -> anyhow::Result<PathBuf> {
-    let signature = sign_file(file, key)?;
+/// Signs `file` of release `version` and writes `<file>.sig` (to a temporary name first, then
+/// renamed).
+pub fn write_signature(file: &Path, key: &SecretKey, version: &str) -> anyhow::Result<PathBuf> {
+    let signature = sign_file(file, key, version)?;
     let path = signature_path(file);
     crate::atomic_file::write(&path, signature.as_bytes(), 0o644)?;
     Ok(path)
@@ -131,7 +135,7 @@ mod tests {
         let key = secret_key(&secret, "correct horse").unwrap();
         let file = dir.join("app_0.2.0_amd64.deb");
         std::fs::write(&file, b"the bundle's final bytes").unwrap();
-        write_signature(&file, &key).unwrap();
+        write_signature(&file, &key, "0.2.0").unwrap();
         (file, key, public)
     }
 
@@ -145,7 +149,7 @@ mod tests {
         let decoded = decode_text(&signature, "signature").unwrap();
         assert!(decoded.starts_with("untrusted comment: signature from tauri secret key\n"));
         assert!(
-            decoded.contains("\tfile:app_0.2.0_amd64.deb\n"),
+            decoded.contains("\tfile:app_0.2.0_amd64.deb\tversion:0.2.0\n"),
             "{decoded}"
         );
 

@@ -1,0 +1,83 @@
+//! app-web as an update server on a real PostgreSQL, with the admin API's token, and helpers
+//! to publish and change releases and to check for updates.
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use super::{Postgres, RunningBinary, http_client};
+
+/// The admin token the server is started with.
+pub const TOKEN: &str = "admin-token-for-tests-0123456789abcdef";
+
+pub struct UpdateServer {
+    pub app: RunningBinary,
+    _postgres: Postgres,
+    _folder: tempfile::TempDir,
+    pub client: reqwest::Client,
+}
+
+impl UpdateServer {
+    pub fn start() -> Self {
+        let postgres = Postgres::start().expect("start PostgreSQL");
+        let folder = tempfile::tempdir().unwrap();
+        let token_file = folder.path().join("admin_token");
+        std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+        let app = RunningBinary::start_on(
+            &postgres,
+            None,
+            &["--admin-token-file", token_file.to_str().unwrap()],
+        );
+        Self {
+            app,
+            _postgres: postgres,
+            _folder: folder,
+            client: http_client(),
+        }
+    }
+
+    pub async fn publish(&self, release: &Value) -> (StatusCode, Value) {
+        self.admin(
+            self.client.post(self.app.url("/api/admin/releases")),
+            release,
+        )
+        .await
+    }
+
+    pub async fn change(&self, version: &str, change: Value) -> (StatusCode, Value) {
+        let url = self.app.url(&format!("/api/admin/releases/{version}"));
+        self.admin(self.client.patch(url), &change).await
+    }
+
+    /// `request` to the admin API with the token and `body`: the status and the JSON answer.
+    pub async fn admin(
+        &self,
+        request: reqwest::RequestBuilder,
+        body: &Value,
+    ) -> (StatusCode, Value) {
+        let answer = request.bearer_auth(TOKEN).json(body).send().await.unwrap();
+        let status = answer.status();
+        (status, answer.json().await.unwrap_or(Value::Null))
+    }
+
+    /// An update check: the status, the headers and the JSON body (null for 204).
+    pub async fn check(&self, path: &str) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let answer = self
+            .client
+            .get(self.app.url(&format!("/api/updates/{path}")))
+            .send()
+            .await
+            .unwrap();
+        let status = answer.status();
+        let headers = answer.headers().clone();
+        (status, headers, answer.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn offered(&self, path: &str) -> Option<String> {
+        let (status, _, body) = self.check(path).await;
+        assert!(
+            status == StatusCode::OK || status == StatusCode::NO_CONTENT,
+            "{path}: {status} {body}"
+        );
+        body["version"].as_str().map(String::from)
+    }
+}
