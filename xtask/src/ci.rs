@@ -21,6 +21,7 @@ impl flags::Ci {
             flags::Dist {
                 target: None,
                 out: Some(out.path().to_path_buf()),
+                release: false,
             }
             .run(sh)
         })?;

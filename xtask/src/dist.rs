@@ -33,6 +33,7 @@ impl flags::Dist {
             desktop_kinds: target.desktop_bundles.to_vec(),
             desktop_config,
             version,
+            release: self.release || crate::sign::is_tag_build(),
         };
         package(sh, target, self.out.unwrap_or_else(path::dist_dir), plan)
     }
@@ -76,6 +77,7 @@ impl flags::Bundle {
             desktop_kinds,
             desktop_config,
             version,
+            release: self.release || crate::sign::is_tag_build(),
         };
         package(
             sh,
@@ -88,12 +90,14 @@ impl flags::Bundle {
 }
 
 /// What one packaging run makes: the server archive or not, which desktop bundles, with what
-/// merged into the Tauri configuration, at which version.
+/// merged into the Tauri configuration, at which version; in release mode every signature is
+/// required.
 struct Plan {
     server: bool,
     desktop_kinds: Vec<ArtifactKind>,
     desktop_config: Option<serde_json::Value>,
     version: String,
+    release: bool,
 }
 
 /// Where the updater's public key comes from when building app-desktop.
@@ -136,6 +140,8 @@ fn desktop_config(config: Option<&str>) -> anyhow::Result<Option<serde_json::Val
 
 fn package(sh: &Shell, target: &Target, out: PathBuf, plan: Plan) -> anyhow::Result<()> {
     setup::require(sh, &[Purpose::DesktopBuild])?;
+    // The key is checked before the long builds: a wrong passphrase fails here.
+    let gpg = crate::sign::gpg::Signer::from_env()?;
     let _lock = lock_dist(target)?;
     let product = Product::load()?;
     let source_date = workspace::source_date_epoch(sh)?;
@@ -190,8 +196,15 @@ fn package(sh: &Shell, target: &Target, out: PathBuf, plan: Plan) -> anyhow::Res
         bundle_desktop(sh, target, &plan.desktop_kinds)
     })? {
         let name = file_name(&bundle.path)?;
-        std::fs::copy(&bundle.path, staging.path().join(&name))
+        let staged_path = staging.path().join(&name);
+        std::fs::copy(&bundle.path, &staged_path)
             .with_context(|| format!("copy {} to the staging folder", bundle.path.display()))?;
+        // The rpm's own signature is part of its bytes, so it comes before the checksums.
+        if let Some(gpg) = &gpg
+            && bundle.kind == ArtifactKind::Rpm
+        {
+            step::run(&format!("rpm-sign {name}"), || gpg.sign_rpm(&staged_path))?;
+        }
         staged.push((name, bundle.kind));
     }
 
@@ -210,7 +223,7 @@ fn package(sh: &Shell, target: &Target, out: PathBuf, plan: Plan) -> anyhow::Res
         )
     })?;
     publish(staging.path(), &out, &manifest)?;
-    crate::sign::sign_bundles(&out, crate::sign::is_tag_build())?;
+    crate::sign::sign_dist(&out, gpg.as_ref(), plan.release)?;
     print_summary(&out, &manifest);
     Ok(())
 }
@@ -233,6 +246,15 @@ impl flags::Verify {
                 crate::sign::check_signatures(&dir, &manifest, &public_key)
             })?;
             eprintln!("xtask: {checked} desktop bundles carry a valid updater signature");
+        }
+        if let Some(public_key) = self.gpg_pubkey.filter(|key| !key.trim().is_empty()) {
+            let checked = step::run("check the GnuPG signatures", || {
+                crate::sign::check_gpg_signatures(&dir, &manifest, &public_key)
+            })?;
+            eprintln!(
+                "xtask: {} and {checked} Linux packages carry a valid GnuPG signature",
+                checksums::FILE_NAME
+            );
         }
         Ok(())
     }

@@ -72,6 +72,10 @@ pub struct Dist {
     /// Folder to write the artifacts to [default: target/dist]
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Fail when a signing key is missing instead of leaving files unsigned (implied on a tag
+    /// build in GitHub Actions)
+    #[arg(long)]
+    pub release: bool,
 }
 
 /// Re-check a dist folder: every artifact in dist-manifest.json exists with its size and
@@ -86,6 +90,11 @@ pub struct Verify {
     /// `cargo xtask sign keygen` wrote it)
     #[arg(long, env = "TAURI_SIGNING_PUBLIC_KEY", value_name = "KEY")]
     pub updater_pubkey: Option<String>,
+
+    /// Also check the GnuPG signatures (SHA256SUMS.asc, each deb's and rpm's .asc, each rpm's
+    /// own signature) with this armoured public key, or a file holding it
+    #[arg(long, env = "APP_GPG_PUBLIC_KEY", value_name = "KEY|FILE")]
+    pub gpg_pubkey: Option<String>,
 }
 
 /// Run a benchmark: figures and the ratio to a baseline measured in the same run
@@ -270,7 +279,9 @@ pub struct NginxSettings {
 }
 
 /// Sign the desktop bundles of a dist folder for the updater (`<bundle>.sig`), with the key in
-/// TAURI_SIGNING_PRIVATE_KEY (and _PASSWORD); or make a key pair with `keygen`
+/// TAURI_SIGNING_PRIVATE_KEY (and _PASSWORD), and SHA256SUMS and the Linux packages with
+/// GnuPG (`.asc`), with the key in APP_GPG_PRIVATE_KEY (and APP_GPG_PASSPHRASE); or make an
+/// updater key pair with `keygen`
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct Sign {
@@ -384,6 +395,10 @@ pub struct Bundle {
     /// Folder to write the bundles to [default: target/bundle-dist]
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Fail when a signing key is missing instead of leaving files unsigned (implied on a tag
+    /// build in GitHub Actions)
+    #[arg(long)]
+    pub release: bool,
 }
 
 /// Render every app icon (PNGs, icon.ico, icon.icns) from app-desktop/icons/icon.svg

@@ -81,6 +81,10 @@ pub const SYSTEM_PACKAGES: &[SystemPackage] = &[
     package("dpkg",                  "dpkg",                 Purpose::DistChecks),
     package("coreutils",             "coreutils",            Purpose::DistChecks),
     package("minisign",              "minisign",             Purpose::DistChecks),
+    // GnuPG signatures over the Linux packages and SHA256SUMS, and the rpm's own (rpmsign,
+    // rpmkeys to check it).
+    package("gnupg",                 "gnupg2",               Purpose::DistChecks),
+    package("rpm",                   "rpm-sign",             Purpose::DistChecks),
     package("xvfb",                  "xorg-x11-server-Xvfb", Purpose::DesktopWindowTests),
     package("xdotool",               "xdotool",              Purpose::DesktopWindowTests),
     package("imagemagick",           "ImageMagick",          Purpose::DesktopWindowTests),

@@ -1,16 +1,20 @@
 //! `cargo xtask sign`: updater signatures for the desktop bundles of a dist folder
-//! (`<bundle>.sig`, see [`updater`]), and `cargo xtask sign keygen` for a key pair. Keys come
-//! only from the environment or files and are never printed. In release mode (`--release`, or
-//! a tag build on GitHub Actions) a missing key is an error naming the variable; otherwise the
-//! bundles stay unsigned with a warning.
+//! (`<bundle>.sig`, see [`updater`]) and, with a GnuPG key, detached signatures over the Linux
+//! packages and SHA256SUMS (`.asc`, see [`gpg`]); `cargo xtask sign keygen` makes an updater
+//! key pair. Keys come only from the environment or files and are never printed. In release
+//! mode (`--release`, or a tag build on GitHub Actions) a missing key is an error naming the
+//! variable; otherwise the files stay unsigned with a warning.
 
+pub mod gpg;
 pub mod updater;
 
 use std::path::Path;
 
 use anyhow::Context;
 
+use crate::dist::checksums;
 use crate::dist::manifest::{self, Manifest};
+use crate::dist::targets::ArtifactKind;
 use crate::{flags, path, step};
 
 impl flags::Sign {
@@ -20,7 +24,8 @@ impl flags::Sign {
             None => {
                 let dist = self.dist.unwrap_or_else(path::dist_dir);
                 let release = self.release || is_tag_build();
-                sign_bundles(&dist, release)
+                let gpg = gpg::Signer::from_env()?;
+                sign_dist(&dist, gpg.as_ref(), release)
             }
         }
     }
@@ -39,12 +44,49 @@ pub fn updater_bundles(manifest: &Manifest) -> impl Iterator<Item = &manifest::A
         .filter(|artifact| artifact.kind.is_desktop_bundle())
 }
 
-/// Signs the desktop bundles of `dist` with the key in the environment; without one, an error
-/// in release mode and a warning otherwise.
-pub fn sign_bundles(dist: &Path, release: bool) -> anyhow::Result<()> {
+/// The artifacts of `manifest` that carry a detached GnuPG signature: the Linux packages.
+pub fn gpg_signed(manifest: &Manifest) -> impl Iterator<Item = &manifest::Artifact> {
+    manifest
+        .artifacts
+        .iter()
+        .filter(|artifact| matches!(artifact.kind, ArtifactKind::Deb | ArtifactKind::Rpm))
+}
+
+/// Signs a finished dist folder: the updater signatures with the key in the environment, and
+/// with `gpg` the detached signatures over the Linux packages and SHA256SUMS. A missing key is
+/// an error in release mode and a warning otherwise.
+pub fn sign_dist(dist: &Path, gpg: Option<&gpg::Signer>, release: bool) -> anyhow::Result<()> {
     let manifest = Manifest::read(&dist.join(manifest::FILE_NAME))
         .with_context(|| format!("run `cargo xtask dist --out {}` first", dist.display()))?;
-    let bundles: Vec<_> = updater_bundles(&manifest).collect();
+    sign_bundles(dist, &manifest, release)?;
+    let packages: Vec<_> = gpg_signed(&manifest).collect();
+    match gpg {
+        Some(gpg) => {
+            for package in packages {
+                step::run(&format!("GnuPG-sign {}", package.file), || {
+                    gpg.detach_sign(&dist.join(&package.file)).map(drop)
+                })?;
+            }
+            step::run(&format!("GnuPG-sign {}", checksums::FILE_NAME), || {
+                gpg.detach_sign(&dist.join(checksums::FILE_NAME)).map(drop)
+            })?;
+        }
+        None if release => anyhow::bail!(
+            "{} is not set: a release signs SHA256SUMS and the Linux packages with GnuPG; set it to the armoured secret key (its text or a path) and {} to its passphrase",
+            gpg::KEY_VARIABLE,
+            gpg::PASSPHRASE_VARIABLE
+        ),
+        None => eprintln!(
+            "xtask: warning: {} is not set, so SHA256SUMS and {} Linux package(s) carry no GnuPG signature",
+            gpg::KEY_VARIABLE,
+            packages.len()
+        ),
+    }
+    Ok(())
+}
+
+fn sign_bundles(dist: &Path, manifest: &Manifest, release: bool) -> anyhow::Result<()> {
+    let bundles: Vec<_> = updater_bundles(manifest).collect();
     let Some(key) = std::env::var(updater::KEY_VARIABLE)
         .ok()
         .filter(|key| !key.trim().is_empty())
@@ -84,6 +126,28 @@ pub fn check_signatures(
     for bundle in updater_bundles(manifest) {
         let file = dist.join(&bundle.file);
         updater::verify_file(&file, &updater::read_signature(&file)?, public_key)?;
+        checked += 1;
+    }
+    Ok(checked)
+}
+
+/// Checks the detached GnuPG signatures over SHA256SUMS and the Linux packages of `dist`, and
+/// each rpm's own signature, with `public_key` (armoured text or a path); the number of
+/// packages checked.
+pub fn check_gpg_signatures(
+    dist: &Path,
+    manifest: &Manifest,
+    public_key: &str,
+) -> anyhow::Result<usize> {
+    let verifier = gpg::Verifier::new(public_key)?;
+    verifier.verify_detached(&dist.join(checksums::FILE_NAME))?;
+    let mut checked = 0;
+    for package in gpg_signed(manifest) {
+        let file = dist.join(&package.file);
+        verifier.verify_detached(&file)?;
+        if package.kind == ArtifactKind::Rpm {
+            verifier.verify_rpm(&file)?;
+        }
         checked += 1;
     }
     Ok(checked)

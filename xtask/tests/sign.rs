@@ -2,7 +2,9 @@
 //! `minisign` after the base64 decoding Tauri's updater does (of the key and the signature), a
 //! changed byte is refused, `cargo xtask verify` checks them, and a missing key is an error in
 //! release mode and a warning otherwise; the static latest.json made from the signed folder
-//! carries the same signature.
+//! carries the same signature. A real bundle folder made in release mode carries every
+//! signature: the updater's, the rpm's own and GnuPG's over the packages and SHA256SUMS, each
+//! checked by the tools users have (minisign, gpg, rpmkeys).
 
 mod support;
 
@@ -56,6 +58,9 @@ fn xtask(args: &[&str], env: &[(&str, &str)]) -> Output {
         .env_remove("TAURI_SIGNING_PRIVATE_KEY_PASSWORD")
         .env_remove("TAURI_SIGNING_PUBLIC_KEY")
         .env_remove("GITHUB_REF_TYPE")
+        .env_remove("APP_GPG_PRIVATE_KEY")
+        .env_remove("APP_GPG_PASSPHRASE")
+        .env_remove("APP_GPG_PUBLIC_KEY")
         .envs(env.iter().copied())
         .output()
         .expect("run xtask")
@@ -85,7 +90,7 @@ fn signatures_verify_with_minisign_and_a_changed_byte_is_refused() {
 
     let dist = dist_with_a_deb(dir.path());
     let signed = xtask(
-        &["sign", "--dist", dist.to_str().unwrap(), "--release"],
+        &["sign", "--dist", dist.to_str().unwrap()],
         &[
             ("TAURI_SIGNING_PRIVATE_KEY", secret.to_str().unwrap()),
             ("TAURI_SIGNING_PRIVATE_KEY_PASSWORD", PASSWORD),
@@ -233,5 +238,213 @@ fn a_missing_key_fails_a_release_and_warns_otherwise() {
         String::from_utf8_lossy(&unsigned.stderr).contains("cargo xtask sign"),
         "{}",
         String::from_utf8_lossy(&unsigned.stderr)
+    );
+}
+
+/// A GnuPG key made for the test in its own home: the armoured secret and public keys.
+fn gpg_key(dir: &Path, passphrase: &str) -> (String, String) {
+    let home = dir.join("gnupg-maker");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let gpg = |args: &[&str]| {
+        let output = Command::new("gpg")
+            .arg("--homedir")
+            .arg(&home)
+            .args([
+                "--batch",
+                "--pinentry-mode",
+                "loopback",
+                "--passphrase",
+                passphrase,
+            ])
+            .args(args)
+            .output()
+            .expect("run gpg (package gnupg; `cargo xtask setup` installs it)");
+        assert_success(&output, &format!("gpg {args:?}"));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    gpg(&[
+        "--quick-gen-key",
+        "App release test <release-test@app.test>",
+        "ed25519",
+        "sign",
+        "never",
+    ]);
+    (
+        gpg(&["--armor", "--export-secret-keys"]),
+        gpg(&["--armor", "--export"]),
+    )
+}
+
+#[test]
+fn a_release_bundle_carries_every_signature_and_users_tools_check_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let made = xtask(
+        &["sign", "keygen", "--out", keys.to_str().unwrap()],
+        &[("TAURI_SIGNING_PRIVATE_KEY_PASSWORD", PASSWORD)],
+    );
+    assert_success(&made, "sign keygen");
+    let updater_public = std::fs::read_to_string(keys.join("updater.key.pub")).unwrap();
+    let (gpg_secret, gpg_public) = gpg_key(dir.path(), "gpg passphrase");
+    let gpg_public_file = dir.path().join("release-key.asc");
+    std::fs::write(&gpg_public_file, &gpg_public).unwrap();
+    let secret_path = keys.join("updater.key");
+    let keys_env = [
+        ("TAURI_SIGNING_PRIVATE_KEY", secret_path.to_str().unwrap()),
+        ("TAURI_SIGNING_PRIVATE_KEY_PASSWORD", PASSWORD),
+        ("TAURI_SIGNING_PUBLIC_KEY", updater_public.trim()),
+        ("APP_GPG_PRIVATE_KEY", gpg_secret.as_str()),
+        ("APP_GPG_PASSPHRASE", "gpg passphrase"),
+    ];
+
+    // A wrong passphrase is named before anything is built.
+    let wrong = xtask(
+        &[
+            "bundle",
+            "--kind",
+            "deb",
+            "--out",
+            dir.path().join("never").to_str().unwrap(),
+        ],
+        &[
+            ("APP_GPG_PRIVATE_KEY", gpg_secret.as_str()),
+            ("APP_GPG_PASSPHRASE", "not it"),
+        ],
+    );
+    assert!(!wrong.status.success());
+    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    assert!(stderr.contains("APP_GPG_PASSPHRASE"), "{stderr}");
+    assert!(
+        !stderr.contains("gpg passphrase"),
+        "the passphrase is never printed"
+    );
+
+    let out = dir.path().join("bundles");
+    let bundled = xtask(
+        &[
+            "bundle",
+            "--kind",
+            "deb",
+            "--kind",
+            "rpm",
+            "--release",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &keys_env,
+    );
+    assert_success(&bundled, "bundle --release with every key");
+    let stderr = String::from_utf8_lossy(&bundled.stderr);
+    assert!(!stderr.contains("warning"), "{stderr}");
+    assert!(!stderr.contains(PASSWORD) && !stderr.contains("BEGIN PGP PRIVATE"));
+    let names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    let package = |suffix: &str| {
+        out.join(
+            names
+                .iter()
+                .find(|name| name.ends_with(suffix))
+                .unwrap_or_else(|| panic!("no *{suffix} in {names:?}")),
+        )
+    };
+    let (deb, rpm) = (package(".deb"), package(".rpm"));
+    for file in [&deb, &rpm] {
+        for suffix in [".sig", ".asc"] {
+            let mut signature = file.as_os_str().to_owned();
+            signature.push(suffix);
+            assert!(
+                Path::new(&signature).is_file(),
+                "{} has no {suffix} in {names:?}",
+                file.display()
+            );
+        }
+    }
+
+    let verified = xtask(
+        &[
+            "verify",
+            out.to_str().unwrap(),
+            "--gpg-pubkey",
+            gpg_public_file.to_str().unwrap(),
+        ],
+        &[("TAURI_SIGNING_PUBLIC_KEY", updater_public.trim())],
+    );
+    assert_success(&verified, "verify every signature");
+    assert!(
+        String::from_utf8_lossy(&verified.stderr)
+            .contains("2 Linux packages carry a valid GnuPG signature"),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+
+    // What a user does: gpg with the published key, and rpm with it imported.
+    let home = dir.path().join("gnupg-user");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let gpg = |args: &[&std::ffi::OsStr]| {
+        Command::new("gpg")
+            .arg("--homedir")
+            .arg(&home)
+            .arg("--batch")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    assert_success(
+        &gpg(&["--import".as_ref(), gpg_public_file.as_os_str()]),
+        "gpg --import",
+    );
+    let sums = out.join("SHA256SUMS");
+    let checked = gpg(&[
+        "--verify".as_ref(),
+        out.join("SHA256SUMS.asc").as_os_str(),
+        sums.as_os_str(),
+    ]);
+    assert_success(&checked, "gpg --verify SHA256SUMS.asc");
+    let rpmdb = dir.path().join("rpmdb");
+    let imported = Command::new("rpmkeys")
+        .arg("--dbpath")
+        .arg(&rpmdb)
+        .arg("--import")
+        .arg(&gpg_public_file)
+        .output()
+        .expect("run rpmkeys (package rpm; `cargo xtask setup` installs it)");
+    assert_success(&imported, "rpmkeys --import");
+    let checked = Command::new("rpmkeys")
+        .arg("--dbpath")
+        .arg(&rpmdb)
+        .arg("--checksig")
+        .arg(&rpm)
+        .output()
+        .unwrap();
+    assert_success(&checked, "rpmkeys --checksig");
+    let said = String::from_utf8_lossy(&checked.stdout);
+    assert!(said.contains("signatures OK"), "{said}");
+
+    // One changed byte in SHA256SUMS: its signature no longer verifies.
+    let mut text = std::fs::read(&sums).unwrap();
+    text[0] = if text[0] == b'0' { b'1' } else { b'0' };
+    std::fs::write(&sums, &text).unwrap();
+    let refused = gpg(&[
+        "--verify".as_ref(),
+        out.join("SHA256SUMS.asc").as_os_str(),
+        sums.as_os_str(),
+    ]);
+    assert!(!refused.status.success());
+
+    // A release without the GnuPG key fails naming it.
+    let dist = dist_with_a_deb(dir.path());
+    let release = xtask(
+        &["sign", "--dist", dist.to_str().unwrap(), "--release"],
+        &keys_env[..3],
+    );
+    assert!(!release.status.success());
+    let stderr = String::from_utf8_lossy(&release.stderr);
+    assert!(
+        stderr.contains("APP_GPG_PRIVATE_KEY is not set"),
+        "{stderr}"
     );
 }
