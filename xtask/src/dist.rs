@@ -29,7 +29,7 @@ impl flags::Dist {
         let desktop_config = desktop_config(None)?;
         let version = Product::load()?.version;
         let plan = Plan {
-            server: true,
+            server: target.server,
             desktop_kinds: target.desktop_bundles.to_vec(),
             desktop_config,
             version,
@@ -140,7 +140,9 @@ fn desktop_config(config: Option<&str>) -> anyhow::Result<Option<serde_json::Val
 
 fn package(sh: &Shell, target: &Target, out: PathBuf, plan: Plan) -> anyhow::Result<()> {
     setup::require(sh, &[Purpose::DesktopBuild])?;
-    // The key is checked before the long builds: a wrong passphrase fails here.
+    // Credentials are checked before the long builds: a missing one, or a wrong passphrase,
+    // fails here.
+    crate::sign::platform::check(crate::sign::platform::Os::of(target.triple), plan.release)?;
     let gpg = crate::sign::gpg::Signer::from_env()?;
     let _lock = lock_dist(target)?;
     let product = Product::load()?;

@@ -6,6 +6,7 @@
 //! variable; otherwise the files stay unsigned with a warning.
 
 pub mod gpg;
+pub mod platform;
 pub mod updater;
 
 use std::path::Path;
@@ -41,7 +42,7 @@ pub fn updater_bundles(manifest: &Manifest) -> impl Iterator<Item = &manifest::A
     manifest
         .artifacts
         .iter()
-        .filter(|artifact| artifact.kind.is_desktop_bundle())
+        .filter(|artifact| artifact.kind.is_updater_bundle())
 }
 
 /// The artifacts of `manifest` that carry a detached GnuPG signature: the Linux packages.
@@ -71,7 +72,7 @@ pub fn sign_dist(dist: &Path, gpg: Option<&gpg::Signer>, release: bool) -> anyho
                 gpg.detach_sign(&dist.join(checksums::FILE_NAME)).map(drop)
             })?;
         }
-        None if release => anyhow::bail!(
+        None if release && !packages.is_empty() => anyhow::bail!(
             "{} is not set: a release signs SHA256SUMS and the Linux packages with GnuPG; set it to the armoured secret key (its text or a path) and {} to its passphrase",
             gpg::KEY_VARIABLE,
             gpg::PASSPHRASE_VARIABLE

@@ -137,14 +137,9 @@ pub mod tests {
 
     #[test]
     fn every_artifact_kind_is_in_the_schema() {
-        for kind in [
-            ArtifactKind::ServerArchive,
-            ArtifactKind::Deb,
-            ArtifactKind::Rpm,
-            ArtifactKind::AppImage,
-        ] {
+        for kind in <ArtifactKind as clap::ValueEnum>::value_variants() {
             let mut manifest = sample();
-            manifest.artifacts[0].kind = kind;
+            manifest.artifacts[0].kind = *kind;
             let value = serde_json::to_value(&manifest).unwrap();
             assert_eq!(schema_errors(&value), Vec::<String>::new(), "kind {kind}");
         }

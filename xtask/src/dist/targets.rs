@@ -15,12 +15,18 @@ pub enum ArtifactKind {
     Deb,
     Rpm,
     AppImage,
+    Msi,
+    Nsis,
+    /// The macOS app, as the updater installs it: `<name>.app.tar.gz`.
+    App,
+    Dmg,
 }
 
 impl ArtifactKind {
-    /// Whether this is a desktop bundle, which the updater installs and so must be signed.
-    pub fn is_desktop_bundle(self) -> bool {
-        !matches!(self, ArtifactKind::ServerArchive)
+    /// Whether the updater installs this bundle, which must therefore carry its signature
+    /// (the disk image is for first installs only).
+    pub fn is_updater_bundle(self) -> bool {
+        !matches!(self, ArtifactKind::ServerArchive | ArtifactKind::Dmg)
     }
 
     /// The name `bundle-desktop --kind` takes, which is also the manifest's.
@@ -38,26 +44,54 @@ impl fmt::Display for ArtifactKind {
             ArtifactKind::Deb => "deb",
             ArtifactKind::Rpm => "rpm",
             ArtifactKind::AppImage => "AppImage",
+            ArtifactKind::Msi => "msi",
+            ArtifactKind::Nsis => "NSIS installer",
+            ArtifactKind::App => "app",
+            ArtifactKind::Dmg => "dmg",
         })
     }
 }
 
-/// One supported target triple and the desktop bundles made for it.
+/// One supported target triple: whether the server is built for it, and the desktop bundles
+/// made for it.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Target {
     pub triple: &'static str,
+    pub server: bool,
     pub desktop_bundles: &'static [ArtifactKind],
 }
 
-/// Every target dist supports. Windows (msi, nsis) and macOS (app, dmg) join with their bundlers.
+const LINUX_BUNDLES: &[ArtifactKind] =
+    &[ArtifactKind::Deb, ArtifactKind::Rpm, ArtifactKind::AppImage];
+const MACOS_BUNDLES: &[ArtifactKind] = &[ArtifactKind::App, ArtifactKind::Dmg];
+
+/// Every target dist supports. app-web runs on Linux only; each of these runs in its own CI
+/// job, on its own platform, since tauri-bundler makes each platform's bundles on that platform.
 pub const TARGETS: &[Target] = &[
     Target {
         triple: "x86_64-unknown-linux-gnu",
-        desktop_bundles: &[ArtifactKind::Deb, ArtifactKind::Rpm, ArtifactKind::AppImage],
+        server: true,
+        desktop_bundles: LINUX_BUNDLES,
     },
     Target {
         triple: "aarch64-unknown-linux-gnu",
-        desktop_bundles: &[ArtifactKind::Deb, ArtifactKind::Rpm, ArtifactKind::AppImage],
+        server: true,
+        desktop_bundles: LINUX_BUNDLES,
+    },
+    Target {
+        triple: "x86_64-pc-windows-msvc",
+        server: false,
+        desktop_bundles: &[ArtifactKind::Msi, ArtifactKind::Nsis],
+    },
+    Target {
+        triple: "aarch64-apple-darwin",
+        server: false,
+        desktop_bundles: MACOS_BUNDLES,
+    },
+    Target {
+        triple: "x86_64-apple-darwin",
+        server: false,
+        desktop_bundles: MACOS_BUNDLES,
     },
 ];
 
@@ -114,7 +148,8 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "--target \"sparc-sun-solaris\" is not supported by dist; supported targets: \
-             x86_64-unknown-linux-gnu, aarch64-unknown-linux-gnu"
+             x86_64-unknown-linux-gnu, aarch64-unknown-linux-gnu, x86_64-pc-windows-msvc, \
+             aarch64-apple-darwin, x86_64-apple-darwin"
         );
     }
 

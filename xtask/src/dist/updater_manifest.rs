@@ -5,7 +5,7 @@
 //!
 //! Platform keys are the updater's: `{os}-{arch}-{bundle}` (`linux-x86_64-deb`), which the
 //! updater looks up first, and `{os}-{arch}` for the bundle it falls back to (the AppImage on
-//! Linux, as Tauri's own bundler does).
+//! Linux, the NSIS installer on Windows, the app on macOS, as Tauri's own tooling does).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -60,7 +60,10 @@ fn platform_keys(triple: &str, kind: ArtifactKind) -> anyhow::Result<Vec<String>
         ArtifactKind::Deb => vec![format!("{base}-deb")],
         ArtifactKind::Rpm => vec![format!("{base}-rpm")],
         ArtifactKind::AppImage => vec![format!("{base}-appimage"), base],
-        ArtifactKind::ServerArchive => Vec::new(),
+        ArtifactKind::Msi => vec![format!("{base}-msi")],
+        ArtifactKind::Nsis => vec![format!("{base}-nsis"), base],
+        ArtifactKind::App => vec![format!("{base}-app"), base],
+        ArtifactKind::ServerArchive | ArtifactKind::Dmg => Vec::new(),
     })
 }
 
@@ -263,6 +266,23 @@ mod tests {
         );
         assert!(
             platform_keys("x86_64-unknown-linux-gnu", ArtifactKind::ServerArchive)
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            platform_keys("x86_64-pc-windows-msvc", ArtifactKind::Msi).unwrap(),
+            ["windows-x86_64-msi"]
+        );
+        assert_eq!(
+            platform_keys("x86_64-pc-windows-msvc", ArtifactKind::Nsis).unwrap(),
+            ["windows-x86_64-nsis", "windows-x86_64"]
+        );
+        assert_eq!(
+            platform_keys("aarch64-apple-darwin", ArtifactKind::App).unwrap(),
+            ["darwin-aarch64-app", "darwin-aarch64"]
+        );
+        assert!(
+            platform_keys("aarch64-apple-darwin", ArtifactKind::Dmg)
                 .unwrap()
                 .is_empty()
         );
