@@ -22,6 +22,7 @@ impl flags::Ci {
                 target: None,
                 out: Some(out.path().to_path_buf()),
                 release: false,
+                fragment: flags::FragmentArgs::default(),
             }
             .run(sh)
         })?;

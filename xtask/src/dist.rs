@@ -34,6 +34,7 @@ impl flags::Dist {
             desktop_config,
             version,
             release: self.release || crate::sign::is_tag_build(),
+            fragment: self.fragment,
         };
         package(sh, target, self.out.unwrap_or_else(path::dist_dir), plan)
     }
@@ -78,6 +79,7 @@ impl flags::Bundle {
             desktop_config,
             version,
             release: self.release || crate::sign::is_tag_build(),
+            fragment: self.fragment,
         };
         package(
             sh,
@@ -98,6 +100,7 @@ struct Plan {
     desktop_config: Option<serde_json::Value>,
     version: String,
     release: bool,
+    fragment: flags::FragmentArgs,
 }
 
 /// Where the updater's public key comes from when building app-desktop.
@@ -226,6 +229,9 @@ fn package(sh: &Shell, target: &Target, out: PathBuf, plan: Plan) -> anyhow::Res
     })?;
     publish(staging.path(), &out, &manifest)?;
     crate::sign::sign_dist(&out, gpg.as_ref(), plan.release)?;
+    if let Some(url) = &plan.fragment.download_url {
+        updater_manifest::write_fragment(&out, url, plan.fragment.notes_file.as_deref())?;
+    }
     print_summary(&out, &manifest);
     Ok(())
 }

@@ -72,10 +72,26 @@ pub struct Dist {
     /// Folder to write the artifacts to [default: target/dist]
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub fragment: FragmentArgs,
     /// Fail when a signing key is missing instead of leaving files unsigned (implied on a tag
     /// build in GitHub Actions)
     #[arg(long)]
     pub release: bool,
+}
+
+/// The static update manifest's fragment a signed build can write beside its bundles.
+#[derive(Debug, Args, Default)]
+pub struct FragmentArgs {
+    /// Also write latest-<target>.json, this build's part of the static update manifest, with
+    /// the bundles downloadable under URL (needs the updater key)
+    #[arg(long, value_name = "URL")]
+    pub download_url: Option<String>,
+
+    /// The release notes for that manifest
+    #[arg(long, value_name = "FILE", requires = "download_url")]
+    pub notes_file: Option<PathBuf>,
 }
 
 /// Re-check a dist folder: every artifact in dist-manifest.json exists with its size and
@@ -395,6 +411,9 @@ pub struct Bundle {
     /// Folder to write the bundles to [default: target/bundle-dist]
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub fragment: FragmentArgs,
     /// Fail when a signing key is missing instead of leaving files unsigned (implied on a tag
     /// build in GitHub Actions)
     #[arg(long)]

@@ -329,6 +329,8 @@ fn a_release_bundle_carries_every_signature_and_users_tools_check_them() {
             "--kind",
             "rpm",
             "--release",
+            "--download-url",
+            "https://downloads.app.test/v2",
             "--out",
             out.to_str().unwrap(),
         ],
@@ -361,6 +363,26 @@ fn a_release_bundle_carries_every_signature_and_users_tools_check_them() {
                 file.display()
             );
         }
+    }
+
+    // The static update manifest's fragment for this build names both packages.
+    let fragment: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("latest-x86_64-unknown-linux-gnu.json")).unwrap(),
+    )
+    .unwrap();
+    for (key, file) in [("linux-x86_64-deb", &deb), ("linux-x86_64-rpm", &rpm)] {
+        let name = file.file_name().unwrap().to_str().unwrap();
+        assert_eq!(
+            fragment["platforms"][key]["url"],
+            format!("https://downloads.app.test/v2/{name}"),
+            "{fragment}"
+        );
+        let mut sig = file.as_os_str().to_owned();
+        sig.push(".sig");
+        assert_eq!(
+            fragment["platforms"][key]["signature"],
+            std::fs::read_to_string(&sig).unwrap().trim()
+        );
     }
 
     let verified = xtask(

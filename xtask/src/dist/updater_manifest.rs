@@ -185,34 +185,45 @@ pub fn write_channels(
     Ok(written)
 }
 
+/// Writes `latest-<target>.json` into a signed dist folder: its bundles downloadable under
+/// `base_url`, with the notes in `notes_file`.
+pub fn write_fragment(
+    dist: &Path,
+    base_url: &str,
+    notes_file: Option<&Path>,
+) -> anyhow::Result<PathBuf> {
+    let manifest = Manifest::read(&dist.join(manifest::FILE_NAME))?;
+    let notes = match notes_file {
+        Some(file) => {
+            std::fs::read_to_string(file).with_context(|| format!("read {}", file.display()))?
+        }
+        None => String::new(),
+    };
+    let pub_date = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)?
+        .format(&time::format_description::well_known::Rfc3339)?;
+    let fragment = fragment(dist, &manifest, base_url, &notes, &pub_date)?;
+    let triple = manifest
+        .artifacts
+        .first()
+        .map(|artifact| artifact.target.clone())
+        .unwrap_or_default();
+    let path = dist.join(format!("latest-{triple}.json"));
+    write(&path, &fragment)?;
+    eprintln!(
+        "xtask: wrote {} ({} platform keys)",
+        path.display(),
+        fragment.platforms.len()
+    );
+    Ok(path)
+}
+
 impl flags::UpdaterManifest {
     pub fn run(self, _sh: &xshell::Shell) -> anyhow::Result<()> {
         match self.command {
             flags::UpdaterManifestCommand::Fragment(args) => {
                 let dist = args.dist.unwrap_or_else(crate::path::dist_dir);
-                let manifest = Manifest::read(&dist.join(manifest::FILE_NAME))?;
-                let notes = match &args.notes_file {
-                    Some(file) => std::fs::read_to_string(file)
-                        .with_context(|| format!("read {}", file.display()))?,
-                    None => String::new(),
-                };
-                let pub_date = time::OffsetDateTime::now_utc()
-                    .replace_nanosecond(0)?
-                    .format(&time::format_description::well_known::Rfc3339)?;
-                let fragment = fragment(&dist, &manifest, &args.base_url, &notes, &pub_date)?;
-                let triple = manifest
-                    .artifacts
-                    .first()
-                    .map(|artifact| artifact.target.clone())
-                    .unwrap_or_default();
-                let path = dist.join(format!("latest-{triple}.json"));
-                write(&path, &fragment)?;
-                eprintln!(
-                    "xtask: wrote {} ({} platform keys)",
-                    path.display(),
-                    fragment.platforms.len()
-                );
-                Ok(())
+                write_fragment(&dist, &args.base_url, args.notes_file.as_deref()).map(drop)
             }
             flags::UpdaterManifestCommand::Merge(args) => {
                 let fragments = args
