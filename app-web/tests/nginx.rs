@@ -239,6 +239,17 @@ fn request_ids_pass_through_or_are_made_and_tls_is_1_2_or_1_3_over_http2() {
         &proxy.url("/app.js"),
     );
     assert_eq!(gzip.header("content-encoding"), Some("gzip"), "{gzip:?}");
+    // Pages are never compressed (BREACH), whatever their size.
+    for page in ["/", "/index.html"] {
+        let plain = curl(
+            &proxy,
+            &["--header", "Accept-Encoding: gzip"],
+            &proxy.url(page),
+        );
+        assert_eq!(plain.status, 200, "{page}: {plain:?}");
+        assert_eq!(plain.header("content-encoding"), None, "{page}: {plain:?}");
+        assert!(plain.header("content-security-policy").is_some(), "{page}");
+    }
 
     for (flags, accepted) in [
         (["--tlsv1.2", "--tls-max", "1.2"], true),
