@@ -57,6 +57,13 @@ pub fn readme() -> PathBuf {
     project_root().join("README.md")
 }
 
+/// `file` with `suffix` added to its whole name: `app.deb` and `.sig` make `app.deb.sig`.
+pub fn with_suffix(file: &Path, suffix: &str) -> PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
 pub fn license() -> PathBuf {
     project_root().join("LICENSE")
 }

@@ -10,6 +10,8 @@ use std::process::{Command, Stdio};
 
 use anyhow::Context;
 
+use crate::path::with_suffix;
+
 pub const KEY_VARIABLE: &str = "APP_GPG_PRIVATE_KEY";
 pub const PASSPHRASE_VARIABLE: &str = "APP_GPG_PASSPHRASE";
 
@@ -239,12 +241,6 @@ impl Verifier {
 
 pub fn signature_path(file: &Path) -> PathBuf {
     with_suffix(file, SIGNATURE_SUFFIX)
-}
-
-fn with_suffix(file: &Path, suffix: &str) -> PathBuf {
-    let mut name = file.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
 }
 
 /// Runs `command`; on failure, an error with what it printed.

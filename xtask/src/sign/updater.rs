@@ -84,9 +84,7 @@ pub fn sign_file(file: &Path, key: &SecretKey, version: &str) -> anyhow::Result<
 
 /// Where the signature of `file` goes.
 pub fn signature_path(file: &Path) -> PathBuf {
-    let mut name = file.as_os_str().to_owned();
-    name.push(".sig");
-    PathBuf::from(name)
+    crate::path::with_suffix(file, ".sig")
 }
 
 /// The signature `cargo xtask sign` wrote for `file` (its `.sig`, trimmed).
