@@ -32,6 +32,8 @@ pub enum Command {
     UpdaterManifest(UpdaterManifest),
     #[command(hide = true)]
     Bundle(Bundle),
+    Changelog(Changelog),
+    Release(Release),
     Icons(Icons),
     BundleDesktop(BundleDesktop),
 }
@@ -418,6 +420,61 @@ pub struct Bundle {
     /// build in GitHub Actions)
     #[arg(long)]
     pub release: bool,
+}
+
+/// Preview the unreleased part of CHANGELOG.md (commits since the last v* tag, grouped by
+/// cliff.toml) and the version `release prepare --bump auto` would make
+#[derive(Debug, Args)]
+pub struct Changelog {
+    /// Run in this repository instead of this workspace's
+    #[arg(short = 'C', long, value_name = "DIR")]
+    pub directory: Option<PathBuf>,
+}
+
+/// Make releases: `prepare` bumps the version, writes the changelog, commits and tags
+#[derive(Debug, Args)]
+pub struct Release {
+    #[command(subcommand)]
+    pub command: ReleaseCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReleaseCommand {
+    Prepare(ReleasePrepare),
+}
+
+/// Bump the version (Cargo.toml, Cargo.lock) from the conventional commits since the last tag
+/// or as given, regenerate CHANGELOG.md with cliff.toml, commit, and tag vX.Y.Z
+#[derive(Debug, Args)]
+pub struct ReleasePrepare {
+    /// auto (from the commits: 0.x: breaking -> minor, feature -> patch; 1.x and later:
+    /// breaking -> major, feature -> minor; else patch), patch, minor, major, or a version
+    #[arg(
+        long,
+        default_value = "auto",
+        value_name = "auto|patch|minor|major|X.Y.Z"
+    )]
+    pub bump: String,
+
+    /// Make a pre-release, e.g. beta: X.Y.Z-beta.N with the next free N
+    #[arg(long, value_name = "WORD")]
+    pub pre: Option<String>,
+
+    /// Show the version, the changelog section and the files it would change; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// The branch releases are made on
+    #[arg(long, default_value = "main", value_name = "NAME")]
+    pub branch: String,
+
+    /// Release from another branch
+    #[arg(long)]
+    pub any_branch: bool,
+
+    /// Run in this repository instead of this workspace's
+    #[arg(short = 'C', long, value_name = "DIR")]
+    pub directory: Option<PathBuf>,
 }
 
 /// Render every app icon (PNGs, icon.ico, icon.icns) from app-desktop/icons/icon.svg

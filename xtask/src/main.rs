@@ -12,6 +12,7 @@ mod icons;
 mod lint;
 mod nginx;
 mod path;
+mod release;
 mod setup;
 mod sign;
 mod step;
@@ -51,6 +52,10 @@ fn run(command: flags::Command) -> anyhow::Result<()> {
         flags::Command::Sign(cmd) => cmd.run(&sh),
         flags::Command::UpdaterManifest(cmd) => cmd.run(&sh),
         flags::Command::Bundle(cmd) => cmd.run(&sh),
+        flags::Command::Changelog(cmd) => cmd.run(&sh),
+        flags::Command::Release(cmd) => match cmd.command {
+            flags::ReleaseCommand::Prepare(prepare) => prepare.run(&sh),
+        },
         flags::Command::Icons(cmd) => cmd.run(&sh),
         flags::Command::BundleDesktop(cmd) => cmd.run(&sh),
     }
