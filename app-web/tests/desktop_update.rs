@@ -10,11 +10,12 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use local_servers::Xvfb;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use support::assert_success;
 use support::update_server::UpdateServer;
 
 /// The version the second bundle is built at; the first is the workspace's.
@@ -27,16 +28,6 @@ fn workspace_root() -> PathBuf {
         .parent()
         .unwrap()
         .to_path_buf()
-}
-
-fn assert_ran(output: &Output, what: &str) {
-    assert!(
-        output.status.success(),
-        "{what} failed ({}):\n{}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 /// `cargo xtask` with `args` and `env`, from the workspace root.
@@ -78,7 +69,7 @@ fn dpkg_install(deb: &Path) {
         .arg(deb)
         .output()
         .expect("run dpkg");
-    assert_ran(&output, &format!("dpkg --install {}", deb.display()));
+    assert_success(&output, &format!("dpkg --install {}", deb.display()));
 }
 
 /// Removes the package this test installed, however the test ends.
@@ -146,34 +137,26 @@ impl<'a> Launch<'a> {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// Waits until the app's log holds `line`, failing with the log after `limit`.
-    fn wait_for_log(&self, line: &str, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        while !self.log().contains(line) {
-            assert!(
-                Instant::now() < deadline,
-                "app-desktop never logged {line:?}; its log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(250));
+    /// Waits until `ready` holds, failing with the app's log after `limit`.
+    fn wait(&self, limit: Duration, what: &str, ready: impl FnMut() -> bool) {
+        if let Err(err) = local_servers::wait_for(limit, what, ready) {
+            panic!("{err}; the app's log:\n{}", self.log());
         }
     }
 
+    /// Waits until the app's log holds `line`.
+    fn wait_for_log(&self, line: &str, limit: Duration) {
+        self.wait(limit, &format!("the log line {line:?}"), || {
+            self.log().contains(line)
+        });
+    }
+
     /// Waits for a window titled "App <version>", which app.js sets once Tauri has answered.
-    fn wait_for_version(&self, version: &str, limit: Duration) -> String {
+    fn wait_for_version(&self, version: &str, limit: Duration) {
         let title = format!("App {version}");
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(window) = self.xvfb.windows_titled(&title).unwrap().pop() {
-                return window;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no window titled {title:?}; the app's log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(250));
-        }
+        self.wait(limit, &format!("a window titled {title:?}"), || {
+            !self.xvfb.windows_titled(&title).unwrap().is_empty()
+        });
     }
 }
 
@@ -226,7 +209,7 @@ async fn the_desktop_app_updates_itself_from_the_update_server() {
         &["sign", "keygen", "--out", keys.to_str().unwrap()],
         &[("TAURI_SIGNING_PRIVATE_KEY_PASSWORD", PASSWORD)],
     );
-    assert_ran(&made, "sign keygen");
+    assert_success(&made, "sign keygen");
     let public_key = std::fs::read_to_string(keys.join("updater.key.pub")).unwrap();
     let secret_path = keys.join("updater.key");
     let signing = [
@@ -255,7 +238,7 @@ async fn the_desktop_app_updates_itself_from_the_update_server() {
             ],
             &signing,
         );
-        assert_ran(&built, "cargo xtask bundle");
+        assert_success(&built, "cargo xtask bundle");
         deb_in(out)
     };
     let current_deb = bundle(
@@ -279,7 +262,7 @@ async fn the_desktop_app_updates_itself_from_the_update_server() {
         ],
         &[],
     );
-    assert_ran(&verified, "cargo xtask verify");
+    assert_success(&verified, "cargo xtask verify");
 
     let (status, body) = server
         .publish(&json!({

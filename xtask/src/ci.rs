@@ -21,8 +21,7 @@ impl flags::Ci {
             flags::Dist {
                 target: None,
                 out: Some(out.path().to_path_buf()),
-                release: false,
-                fragment: flags::FragmentArgs::default(),
+                publishing: flags::PublishingArgs::default(),
             }
             .run(sh)
         })?;

@@ -33,8 +33,7 @@ impl flags::Dist {
             desktop_kinds: target.desktop_bundles.to_vec(),
             desktop_config,
             version,
-            release: self.release || crate::sign::is_tag_build(),
-            fragment: self.fragment,
+            publishing: self.publishing,
         };
         package(sh, target, self.out.unwrap_or_else(path::dist_dir), plan)
     }
@@ -78,8 +77,7 @@ impl flags::Bundle {
             desktop_kinds,
             desktop_config,
             version,
-            release: self.release || crate::sign::is_tag_build(),
-            fragment: self.fragment,
+            publishing: self.publishing,
         };
         package(
             sh,
@@ -92,15 +90,13 @@ impl flags::Bundle {
 }
 
 /// What one packaging run makes: the server archive or not, which desktop bundles, with what
-/// merged into the Tauri configuration, at which version; in release mode every signature is
-/// required.
+/// merged into the Tauri configuration, at which version, and how it is signed and published.
 struct Plan {
     server: bool,
     desktop_kinds: Vec<ArtifactKind>,
     desktop_config: Option<serde_json::Value>,
     version: String,
-    release: bool,
-    fragment: flags::FragmentArgs,
+    publishing: flags::PublishingArgs,
 }
 
 /// Where the updater's public key comes from when building app-desktop.
@@ -145,7 +141,8 @@ fn package(sh: &Shell, target: &Target, out: PathBuf, plan: Plan) -> anyhow::Res
     setup::require(sh, &[Purpose::DesktopBuild])?;
     // Credentials are checked before the long builds: a missing one, or a wrong passphrase,
     // fails here.
-    crate::sign::platform::check(crate::sign::platform::Os::of(target.triple), plan.release)?;
+    let release = plan.publishing.release || crate::sign::is_tag_build();
+    crate::sign::platform::check(crate::sign::platform::Os::of(target.triple), release)?;
     let gpg = crate::sign::gpg::Signer::from_env()?;
     let _lock = lock_dist(target)?;
     let product = Product::load()?;
@@ -214,7 +211,7 @@ fn package(sh: &Shell, target: &Target, out: PathBuf, plan: Plan) -> anyhow::Res
     }
 
     let manifest = step::run_with_spinner("checksums and manifest", || {
-        let release = Product {
+        let released = Product {
             version: plan.version.clone(),
             ..product.clone()
         };
@@ -222,15 +219,15 @@ fn package(sh: &Shell, target: &Target, out: PathBuf, plan: Plan) -> anyhow::Res
             staging.path(),
             &staged,
             target,
-            &release,
+            &released,
             &commit,
             source_date,
         )
     })?;
     publish(staging.path(), &out, &manifest)?;
-    crate::sign::sign_dist(&out, gpg.as_ref(), plan.release)?;
-    if let Some(url) = &plan.fragment.download_url {
-        updater_manifest::write_fragment(&out, url, plan.fragment.notes_file.as_deref())?;
+    crate::sign::sign_dist(&out, gpg.as_ref(), release)?;
+    if let Some(url) = &plan.publishing.download_url {
+        updater_manifest::write_fragment(&out, url, plan.publishing.notes_file.as_deref())?;
     }
     print_summary(&out, &manifest);
     Ok(())

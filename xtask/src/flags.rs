@@ -76,16 +76,18 @@ pub struct Dist {
     pub out: Option<PathBuf>,
 
     #[command(flatten)]
-    pub fragment: FragmentArgs,
+    pub publishing: PublishingArgs,
+}
+
+/// How strictly `dist` and `bundle` sign, and the static update manifest's fragment a signed
+/// build can write beside its bundles.
+#[derive(Debug, Args, Default)]
+pub struct PublishingArgs {
     /// Fail when a signing key is missing instead of leaving files unsigned (implied on a tag
     /// build in GitHub Actions)
     #[arg(long)]
     pub release: bool,
-}
 
-/// The static update manifest's fragment a signed build can write beside its bundles.
-#[derive(Debug, Args, Default)]
-pub struct FragmentArgs {
     /// Also write latest-<target>.json, this build's part of the static update manifest, with
     /// the bundles downloadable under URL (needs the updater key)
     #[arg(long, value_name = "URL")]
@@ -415,11 +417,7 @@ pub struct Bundle {
     pub out: Option<PathBuf>,
 
     #[command(flatten)]
-    pub fragment: FragmentArgs,
-    /// Fail when a signing key is missing instead of leaving files unsigned (implied on a tag
-    /// build in GitHub Actions)
-    #[arg(long)]
-    pub release: bool,
+    pub publishing: PublishingArgs,
 }
 
 /// Preview the unreleased part of CHANGELOG.md (commits since the last v* tag, grouped by

@@ -72,15 +72,21 @@ fn decoded(path: &Path) -> Vec<u8> {
         .unwrap()
 }
 
-#[test]
-fn signatures_verify_with_minisign_and_a_changed_byte_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let keys = dir.path().join("keys");
+/// A new updater key pair from `sign keygen` in `dir/keys`, protected by PASSWORD.
+fn updater_keys(dir: &Path) -> std::path::PathBuf {
+    let keys = dir.join("keys");
     let made = xtask(
         &["sign", "keygen", "--out", keys.to_str().unwrap()],
         &[("TAURI_SIGNING_PRIVATE_KEY_PASSWORD", PASSWORD)],
     );
     assert_success(&made, "sign keygen");
+    keys
+}
+
+#[test]
+fn signatures_verify_with_minisign_and_a_changed_byte_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = updater_keys(dir.path());
     let secret = keys.join("updater.key");
     let mode =
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&secret).unwrap().permissions());
@@ -279,12 +285,7 @@ fn gpg_key(dir: &Path, passphrase: &str) -> (String, String) {
 #[test]
 fn a_release_bundle_carries_every_signature_and_users_tools_check_them() {
     let dir = tempfile::tempdir().unwrap();
-    let keys = dir.path().join("keys");
-    let made = xtask(
-        &["sign", "keygen", "--out", keys.to_str().unwrap()],
-        &[("TAURI_SIGNING_PRIVATE_KEY_PASSWORD", PASSWORD)],
-    );
-    assert_success(&made, "sign keygen");
+    let keys = updater_keys(dir.path());
     let updater_public = std::fs::read_to_string(keys.join("updater.key.pub")).unwrap();
     let (gpg_secret, gpg_public) = gpg_key(dir.path(), "gpg passphrase");
     let gpg_public_file = dir.path().join("release-key.asc");
