@@ -36,6 +36,21 @@ pub enum Command {
     },
     /// Encrypted database backups: run, list, restore, verify, prune, schedule, keygen
     Backup(Box<crate::backup::BackupArgs>),
+    /// Analytics upkeep
+    #[command(subcommand)]
+    Analytics(AnalyticsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AnalyticsCommand {
+    /// Sum finished days into the daily table, then delete raw events older than
+    /// --analytics-retention-days and the salts of earlier days (what `serve` does every
+    /// --analytics-purge-interval-secs)
+    Purge {
+        /// Print what would be summed and deleted, and change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// Settings shared by every command.
@@ -74,6 +89,12 @@ pub struct Config {
 
     #[command(flatten)]
     pub rate_limit: crate::rate_limit::RateLimitConfig,
+
+    #[command(flatten)]
+    pub crashes: crate::crashes::CrashConfig,
+
+    #[command(flatten)]
+    pub analytics: crate::analytics::AnalyticsConfig,
 
     /// Read the admin API's bearer token from this file (publishing desktop releases, changing
     /// rollouts); without it the admin API answers 403
@@ -173,6 +194,18 @@ impl Cli {
                     .run(&self.config.database, &mut std::io::stdout())
                     .await
             }
+            Command::Analytics(AnalyticsCommand::Purge { dry_run }) => {
+                let pool = crate::db::connect(&self.config.database)?.context(
+                    "analytics purge needs a database: set --database-url or APP_WEB_DATABASE_URL",
+                )?;
+                let retention = self.config.analytics.retention();
+                let done = crate::analytics::retention::run(&pool, retention, dry_run).await?;
+                let mut out = std::io::stdout();
+                serde_json::to_writer(&mut out, &done)?;
+                use std::io::Write;
+                writeln!(out)?;
+                Ok(())
+            }
         }
     }
 }
@@ -196,7 +229,19 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::warn!("no database configured (--database-url): the notes API answers 503");
     }
     let cache = crate::cache::Cache::new(&config.redis)?;
+    let crashes = crate::crashes::Crashes::from_config(&config.crashes)?;
+    if let Some(pool) = &pool {
+        if let Some(crashes) = &crashes {
+            crate::crashes::worker::spawn(pool.clone(), crashes.clone());
+        }
+        crate::analytics::retention::spawn(
+            pool.clone(),
+            config.analytics.retention(),
+            Duration::from_secs(config.analytics.analytics_purge_interval_secs),
+        );
+    }
     let state = crate::routes::AppState::new(ui)
+        .with_crashes(crashes)
         .with_database(pool)
         .with_cache(cache)
         .with_rate_limit(config.rate_limit.clone())

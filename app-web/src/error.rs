@@ -30,6 +30,13 @@ pub enum ApiError {
     /// The request contradicts what is stored; the message says how.
     #[error("{0}")]
     Conflict(String),
+    /// The body, or one part of it, is over its limit; the message names the limit.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// A feature this request needs is turned off on this server; the message says how to turn
+    /// it on.
+    #[error("{0}")]
+    Disabled(String),
     #[error("too many requests")]
     RateLimited { retry_after_secs: u64 },
     /// The database is not configured, down, or has no free connection.
@@ -97,6 +104,14 @@ impl IntoResponse for ApiError {
             ApiError::Conflict(message) => (
                 StatusCode::CONFLICT,
                 json!({ "error": "conflict", "message": message }),
+            ),
+            ApiError::PayloadTooLarge(message) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({ "error": "payload_too_large", "message": message }),
+            ),
+            ApiError::Disabled(message) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({ "error": "disabled", "message": message }),
             ),
             ApiError::RateLimited { retry_after_secs } => (
                 StatusCode::TOO_MANY_REQUESTS,

@@ -1,8 +1,10 @@
 //! app-web: the application's web service, an axum server that serves the shared UI and its API.
 
+pub mod analytics;
 pub mod backup;
 pub mod cache;
 pub mod cli;
+pub mod crashes;
 pub mod db;
 pub mod error;
 pub mod healthcheck;

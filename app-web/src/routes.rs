@@ -29,6 +29,8 @@ pub struct AppState {
     /// SHA-256 of the admin API's bearer token; no token, no admin API.
     admin_token: Option<Arc<[u8; 32]>>,
     releases: crate::updates::store::OfferableCache,
+    /// Crash reports, when a crash folder is configured.
+    crashes: Option<Arc<crate::crashes::Crashes>>,
 }
 
 impl AppState {
@@ -43,6 +45,7 @@ impl AppState {
             metrics: None,
             admin_token: None,
             releases: crate::updates::store::OfferableCache::default(),
+            crashes: None,
         }
     }
 
@@ -60,6 +63,15 @@ impl AppState {
 
     pub fn admin_token_digest(&self) -> Option<&[u8]> {
         self.admin_token.as_deref().map(|digest| digest.as_slice())
+    }
+
+    pub fn with_crashes(mut self, crashes: Option<Arc<crate::crashes::Crashes>>) -> Self {
+        self.crashes = crashes;
+        self
+    }
+
+    pub fn crashes(&self) -> Option<&Arc<crate::crashes::Crashes>> {
+        self.crashes.as_ref()
     }
 
     pub fn with_database(mut self, database: Option<PgPool>) -> Self {
@@ -127,6 +139,8 @@ pub fn router(state: AppState) -> Router {
             )),
         )
         .merge(crate::updates::api::router(state.clone()))
+        .merge(crate::crashes::api::router(state.clone()))
+        .merge(crate::analytics::api::router(state.clone()))
         .fallback(get(ui))
         .with_state(state)
         // Inside the request-id layers, so the id is set when it logs.
@@ -222,4 +236,30 @@ async fn ui(
     headers: axum::http::HeaderMap,
 ) -> Response {
     state.ui.respond(uri.path(), &headers).await
+}
+
+/// Lets a request through only with `Authorization: Bearer <the admin token>`. The token is
+/// kept and compared as its SHA-256, so the comparison's timing reveals nothing usable.
+pub async fn require_admin(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Result<Response, crate::error::ApiError> {
+    let Some(expected) = state.admin_token_digest() else {
+        return Err(crate::error::ApiError::Forbidden(
+            "the admin API is off: start app-web with --admin-token-file (APP_WEB_ADMIN_TOKEN_FILE)"
+                .into(),
+        ));
+    };
+    let given = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .ok_or(crate::error::ApiError::Unauthorized)?;
+    use sha2::Digest;
+    if sha2::Sha256::digest(given.trim().as_bytes()).as_slice() != expected {
+        return Err(crate::error::ApiError::Unauthorized);
+    }
+    Ok(next.run(request).await)
 }

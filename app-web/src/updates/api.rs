@@ -13,20 +13,18 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::Router;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use semver::Version;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use super::policy::{self, Channel, Offer};
 use super::store::{self, Artifact, Publication, Published};
 use crate::error::{ApiError, read_json};
-use crate::routes::AppState;
+use crate::routes::{AppState, require_admin};
 
 /// The updater's `{{target}}` values.
 pub const TARGETS: &[&str] = &["linux", "windows", "darwin"];
@@ -169,31 +167,6 @@ async fn check(
         "pub_date": download.pub_date,
     });
     Ok((StatusCode::OK, cache, Json(body)).into_response())
-}
-
-/// Lets a request through only with `Authorization: Bearer <the admin token>`. The token is
-/// kept and compared as its SHA-256, so the comparison's timing reveals nothing usable.
-async fn require_admin(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    let Some(expected) = state.admin_token_digest() else {
-        return Err(ApiError::Forbidden(
-            "the admin API is off: start app-web with --admin-token-file (APP_WEB_ADMIN_TOKEN_FILE)"
-                .into(),
-        ));
-    };
-    let given = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .ok_or(ApiError::Unauthorized)?;
-    if Sha256::digest(given.trim().as_bytes()).as_slice() != expected {
-        return Err(ApiError::Unauthorized);
-    }
-    Ok(next.run(request).await)
 }
 
 #[derive(Debug, serde::Deserialize)]

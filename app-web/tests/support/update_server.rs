@@ -11,28 +11,51 @@ pub const TOKEN: &str = "admin-token-for-tests-0123456789abcdef";
 
 pub struct UpdateServer {
     pub app: RunningBinary,
-    _postgres: Postgres,
-    _folder: tempfile::TempDir,
+    pub postgres: Postgres,
+    /// A temporary folder for the server's files (the token; crash reports when asked).
+    pub folder: tempfile::TempDir,
     pub client: reqwest::Client,
 }
 
 impl UpdateServer {
     pub fn start() -> Self {
+        Self::start_with(None, &[])
+    }
+
+    /// The server on its own PostgreSQL and, when given, `redis`, with `extra` flags;
+    /// `{folder}` in a flag stands for [`UpdateServer::folder`].
+    pub fn start_with(redis: Option<&super::Redis>, extra: &[&str]) -> Self {
         let postgres = Postgres::start().expect("start PostgreSQL");
         let folder = tempfile::tempdir().unwrap();
         let token_file = folder.path().join("admin_token");
         std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
-        let app = RunningBinary::start_on(
-            &postgres,
-            None,
-            &["--admin-token-file", token_file.to_str().unwrap()],
-        );
+        let folder_text = folder.path().to_str().unwrap();
+        let mut args = vec![
+            "--admin-token-file".to_owned(),
+            token_file.to_str().unwrap().to_owned(),
+        ];
+        args.extend(extra.iter().map(|arg| arg.replace("{folder}", folder_text)));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let app = RunningBinary::start_on(&postgres, redis, &args);
         Self {
             app,
-            _postgres: postgres,
-            _folder: folder,
+            postgres,
+            folder,
             client: http_client(),
         }
+    }
+
+    /// A GET of the admin API: the status and the JSON answer.
+    pub async fn admin_get(&self, path: &str) -> (StatusCode, Value) {
+        let answer = self
+            .client
+            .get(self.app.url(path))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        let status = answer.status();
+        (status, answer.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn publish(&self, release: &Value) -> (StatusCode, Value) {
