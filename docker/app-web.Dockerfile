@@ -25,6 +25,9 @@ LABEL org.opencontainers.image.title="app-web" \
       org.opencontainers.image.base.name="${BASE_IMAGE}"
 
 COPY app-web /usr/local/bin/app-web
+# The folder for crash reports and symbols (APP_WEB_CRASH_DIR, a volume in compose), owned by
+# the app's user so a fresh named volume starts out writable.
+COPY --chown=65532:65532 state/ /var/lib/app-web/
 
 # Numeric, so the user exists whatever the base's /etc/passwd says.
 USER 65532:65532

@@ -17,10 +17,12 @@ COPY . .
 RUN --mount=type=cache,id=app-cargo-registry,target=/usr/local/cargo/registry \
     --mount=type=cache,id=app-target,target=/src/target \
     cargo build --release --locked --package app-web \
-    && cp target/release/app-web /usr/local/bin/app-web
+    && cp target/release/app-web /usr/local/bin/app-web \
+    && mkdir -p /state/crashes
 
 FROM ${BASE_IMAGE}
 COPY --from=build /usr/local/bin/app-web /usr/local/bin/app-web
+COPY --from=build --chown=65532:65532 /state/ /var/lib/app-web/
 USER 65532:65532
 ENV APP_WEB_LISTEN=0.0.0.0:8080 \
     APP_WEB_LOG_FORMAT=json

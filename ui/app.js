@@ -115,3 +115,40 @@ document.addEventListener("DOMContentLoaded", async () => {
     }
   });
 });
+
+// Usage analytics in the browser: one `app_started` event per page load, with a random id for
+// this page's session and no cookie or stored id, and nothing at all when the browser asks
+// not to be tracked (Do Not Track or Global Privacy Control). The desktop app sends its own
+// events, and only after its user agreed.
+function browserOptedOut() {
+  return navigator.doNotTrack === "1" || window.doNotTrack === "1" || navigator.globalPrivacyControl === true;
+}
+
+function randomHex(bytes) {
+  const values = crypto.getRandomValues(new Uint8Array(bytes));
+  return Array.from(values, (value) => value.toString(16).padStart(2, "0")).join("");
+}
+
+document.addEventListener("DOMContentLoaded", async () => {
+  if ((window.__TAURI__ && window.__TAURI__.core) || browserOptedOut()) {
+    return;
+  }
+  try {
+    const info = await (await fetch("/api/info", { headers: { Accept: "application/json" } })).json();
+    await fetch("/api/events", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      keepalive: true,
+      body: JSON.stringify({
+        app: "app-web",
+        session_id: randomHex(16),
+        app_version: info.version,
+        os: "web",
+        locale: (navigator.language || "").slice(0, 35),
+        events: [{ name: "app_started" }],
+      }),
+    });
+  } catch (error) {
+    // Analytics never gets in the way of the page.
+  }
+});

@@ -1,17 +1,32 @@
 //! app-desktop: the application's desktop mode, a Tauri window showing the shared UI, kept up
-//! to date by the updater (`updates.rs`).
+//! to date by the updater (`updates.rs`), with crash reports and analytics sent only with the
+//! user's consent (`telemetry.rs`). Run with `--crash-monitor ...` it is its own crash monitor.
 
 // A release build on Windows must not open a console window beside the app.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
+mod analytics;
+mod crashes;
+mod privacy;
 mod settings;
+mod telemetry;
+#[cfg(feature = "test-hooks")]
+mod test_hooks;
 mod updates;
 
 fn main() -> std::process::ExitCode {
+    if let Some(args) = crashes::MonitorArgs::from_env() {
+        return crashes::run_monitor(args);
+    }
     let app = tauri::Builder::default()
         .plugin(updates::plugin())
         .setup(|app| {
-            updates::start(app.handle())?;
+            let channel = updates::start(app.handle())?;
+            if let Err(err) = telemetry::start(app.handle(), channel.as_str()) {
+                eprintln!("app-desktop: crash reports and analytics are off: {err}");
+            }
+            #[cfg(feature = "test-hooks")]
+            test_hooks::crash_if_asked();
             Ok(())
         })
         .invoke_handler(tauri::generate_handler![
@@ -20,14 +35,24 @@ fn main() -> std::process::ExitCode {
             updates::reset_install_id,
             updates::check_for_update,
             updates::install_update,
+            telemetry::privacy_status,
+            telemetry::save_consent,
+            telemetry::delete_crash_report,
+            telemetry::track_feature,
         ]);
-    match app.run(context()) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+    let app = match app.build(context()) {
+        Ok(app) => app,
         Err(err) => {
-            eprintln!("error: run the desktop app: {err}");
-            std::process::ExitCode::FAILURE
+            eprintln!("error: start the desktop app: {err}");
+            return std::process::ExitCode::FAILURE;
         }
-    }
+    };
+    app.run(|app, event| {
+        if let tauri::RunEvent::Exit = event {
+            telemetry::finish(app, std::time::Duration::from_secs(2));
+        }
+    });
+    std::process::ExitCode::SUCCESS
 }
 
 /// The compiled-in Tauri context: tauri.conf.json, the capabilities and the UI from `ui/`.

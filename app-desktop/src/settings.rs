@@ -92,7 +92,7 @@ fn is_install_id(id: &str) -> bool {
 }
 
 /// Writes `bytes` to a temporary file beside `file`, then renames it over `file`.
-fn replace_file(file: &Path, bytes: &[u8]) -> Result<(), String> {
+pub(crate) fn replace_file(file: &Path, bytes: &[u8]) -> Result<(), String> {
     let dir = file
         .parent()
         .map(Path::to_path_buf)

@@ -72,8 +72,9 @@ pub fn plugin<R: Runtime>() -> tauri::plugin::TauriPlugin<R, tauri_plugin_update
 }
 
 /// Loads the settings and, when automatic checks are on, checks in the background; with
-/// automatic installs on, an update found is installed and the app restarts into it.
-pub fn start<R: Runtime>(app: &AppHandle<R>) -> Result<(), String> {
+/// automatic installs on, an update found is installed and the app restarts into it. Returns
+/// the channel the app follows.
+pub fn start<R: Runtime>(app: &AppHandle<R>) -> Result<settings::Channel, String> {
     let config_dir = app
         .path()
         .app_config_dir()
@@ -88,6 +89,7 @@ pub fn start<R: Runtime>(app: &AppHandle<R>) -> Result<(), String> {
         Settings::default()
     });
     let automatic = (settings.auto_check, settings.auto_install);
+    let channel = settings.channel;
     app.manage(Updates {
         settings_file,
         install_id_file: data_dir.join("install-id"),
@@ -107,7 +109,7 @@ pub fn start<R: Runtime>(app: &AppHandle<R>) -> Result<(), String> {
             }
         });
     }
-    Ok(())
+    Ok(channel)
 }
 
 /// Why this build cannot update, if it cannot: no public key or no endpoint configured.
@@ -228,6 +230,12 @@ async fn install<R: Runtime>(app: &AppHandle<R>) -> Result<(), String> {
         return Err(format!("update to {} refused: {err}", update.version));
     }
     eprintln!("app-desktop: installed {}; restarting", update.version);
+    crate::telemetry::track(
+        app,
+        "update_installed",
+        serde_json::json!({ "version": update.version }),
+    );
+    crate::telemetry::finish(app, std::time::Duration::from_secs(3));
     app.restart()
 }
 

@@ -4,6 +4,8 @@
 pub mod archive;
 pub mod bundle;
 pub mod checksums;
+#[cfg(feature = "bundler")]
+pub mod debug_symbols;
 pub mod manifest;
 pub mod targets;
 #[cfg(feature = "bundler")]
@@ -177,6 +179,11 @@ fn package(sh: &Shell, target: &Target, out: PathBuf, plan: Plan) -> anyhow::Res
         })?;
     }
     step::run(&format!("build app-desktop ({})", target.triple), || {
+        // On macOS the line tables for the crash symbols go into a .dSYM beside the binary.
+        let _dsym = target
+            .triple
+            .contains("-apple-")
+            .then(|| sh.push_env("CARGO_PROFILE_RELEASE_SPLIT_DEBUGINFO", "packed"));
         cargo_build(sh, "app-desktop", target, "the desktop bundles")
     })?;
 

@@ -36,6 +36,7 @@ pub enum Command {
     Release(Release),
     Icons(Icons),
     BundleDesktop(BundleDesktop),
+    Symbols(Symbols),
 }
 
 /// Install the system packages the workspace needs (apt on Debian/Ubuntu), or print the
@@ -494,4 +495,42 @@ pub struct BundleDesktop {
     /// Bundle kinds to make
     #[arg(long, value_enum, required = true)]
     pub kind: Vec<crate::dist::targets::ArtifactKind>,
+}
+
+/// Breakpad symbols for crash reports: make them from binaries, and upload them to app-web's
+/// symbol store
+#[derive(Debug, Args)]
+pub struct Symbols {
+    #[command(subcommand)]
+    pub command: SymbolsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SymbolsCommand {
+    /// Write the Breakpad .sym file of each binary (ELF with DWARF, a Mach-O's .dSYM, or a
+    /// Windows PDB) into a symbol store folder, `<module>/<debug id>/<module>.sym`
+    Dump {
+        /// Binaries (or PDB / .dSYM files) to read
+        #[arg(required = true)]
+        binaries: Vec<PathBuf>,
+        /// Symbol store folder to write into
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Upload every .sym file of a symbol store folder, or of a dist's symbols zip, to app-web
+    /// (`PUT /api/admin/symbols/...`); uploading a file again replaces it
+    Upload {
+        /// A symbol store folder, or a `*-symbols.zip` that dist wrote
+        source: PathBuf,
+        /// app-web's base URL, e.g. https://app.example.org
+        #[arg(long, env = "APP_SERVER_URL")]
+        server: String,
+        /// File holding the admin API's bearer token [default: APP_ADMIN_TOKEN from the
+        /// environment]
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// List what would be uploaded and send nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
 }

@@ -16,6 +16,7 @@ mod release;
 mod setup;
 mod sign;
 mod step;
+mod symbols;
 mod test_suite;
 #[cfg(test)]
 mod tidy;
@@ -58,5 +59,6 @@ fn run(command: flags::Command) -> anyhow::Result<()> {
         },
         flags::Command::Icons(cmd) => cmd.run(&sh),
         flags::Command::BundleDesktop(cmd) => cmd.run(&sh),
+        flags::Command::Symbols(cmd) => cmd.run(&sh),
     }
 }

@@ -20,13 +20,20 @@ pub enum ArtifactKind {
     /// The macOS app, as the updater installs it: `<name>.app.tar.gz`.
     App,
     Dmg,
+    /// The desktop build's Breakpad symbols, a zip of a symbol store folder; always made, so
+    /// not a `--kind` to ask for.
+    #[value(skip)]
+    Symbols,
 }
 
 impl ArtifactKind {
     /// Whether the updater installs this bundle, which must therefore carry its signature
     /// (the disk image is for first installs only).
     pub fn is_updater_bundle(self) -> bool {
-        !matches!(self, ArtifactKind::ServerArchive | ArtifactKind::Dmg)
+        !matches!(
+            self,
+            ArtifactKind::ServerArchive | ArtifactKind::Dmg | ArtifactKind::Symbols
+        )
     }
 
     /// The name `bundle-desktop --kind` takes, which is also the manifest's.
@@ -48,6 +55,7 @@ impl fmt::Display for ArtifactKind {
             ArtifactKind::Nsis => "NSIS installer",
             ArtifactKind::App => "app",
             ArtifactKind::Dmg => "dmg",
+            ArtifactKind::Symbols => "symbols",
         })
     }
 }

@@ -28,7 +28,7 @@ impl flags::BundleDesktop {
             Some(version) => version,
             None => Product::load()?.version,
         };
-        let bundles = bundle(target, &self.kind, &desktop, &version)?;
+        let bundles = bundle(sh, target, &self.kind, &desktop, &version)?;
         println!(
             "{}",
             serde_json::to_string(&bundles).context("serialise the bundle list")?
@@ -94,7 +94,7 @@ fn package_type(kind: ArtifactKind) -> Option<PackageType> {
         ArtifactKind::Nsis => Some(PackageType::Nsis),
         ArtifactKind::App => Some(PackageType::MacOsBundle),
         ArtifactKind::Dmg => Some(PackageType::Dmg),
-        ArtifactKind::ServerArchive => None,
+        ArtifactKind::ServerArchive | ArtifactKind::Symbols => None,
     }
 }
 
@@ -122,27 +122,31 @@ fn app_archive(app: &Path) -> anyhow::Result<std::path::PathBuf> {
     Ok(archive)
 }
 
-/// Bundles the release binary of app-desktop for `target` as each of `kinds`.
+/// Bundles the release binary of app-desktop for `target` as each of `kinds`, after writing
+/// its Breakpad symbols (returned as a [`ArtifactKind::Symbols`] zip) and stripping the copy
+/// that the bundles ship.
 pub fn bundle(
+    sh: &xshell::Shell,
     target: &Target,
     kinds: &[ArtifactKind],
     desktop: &DesktopConfig,
     version: &str,
 ) -> anyhow::Result<Vec<BuiltBundle>> {
     let release_dir = path::release_dir(target.triple);
-    let binary = release_dir.join(&desktop.main_binary_name);
-    anyhow::ensure!(
-        binary.is_file(),
-        "{} is missing; build app-desktop first",
-        binary.display()
-    );
+    let shipped = super::debug_symbols::split(
+        sh,
+        target.triple,
+        &release_dir,
+        &desktop.main_binary_name,
+        version,
+    )?;
 
     let package_types: Vec<PackageType> = kinds
         .iter()
         .filter_map(|kind| package_type(*kind))
         .collect();
     let settings = SettingsBuilder::new()
-        .project_out_directory(&release_dir)
+        .project_out_directory(&shipped.binary_dir)
         .package_types(package_types)
         .package_settings(package_settings(desktop, version))
         .bundle_settings(bundle_settings(desktop, &path::desktop_dir())?)
@@ -155,7 +159,10 @@ pub fn bundle(
         .context("configure tauri-bundler")?;
     let bundles = tauri_bundler::bundle_project(&settings).context("run tauri-bundler")?;
 
-    let mut built = Vec::new();
+    let mut built = vec![BuiltBundle {
+        kind: ArtifactKind::Symbols,
+        path: shipped.symbols_zip,
+    }];
     for bundle in bundles {
         let Some(kind) = kinds
             .iter()

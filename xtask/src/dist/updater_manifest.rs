@@ -63,7 +63,7 @@ fn platform_keys(triple: &str, kind: ArtifactKind) -> anyhow::Result<Vec<String>
         ArtifactKind::Msi => vec![format!("{base}-msi")],
         ArtifactKind::Nsis => vec![format!("{base}-nsis"), base],
         ArtifactKind::App => vec![format!("{base}-app"), base],
-        ArtifactKind::ServerArchive | ArtifactKind::Dmg => Vec::new(),
+        ArtifactKind::ServerArchive | ArtifactKind::Dmg | ArtifactKind::Symbols => Vec::new(),
     })
 }
 

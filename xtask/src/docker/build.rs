@@ -61,6 +61,9 @@ pub fn build(
         .context("create the build context")?;
     let binary = context.path().join("app-web");
     extract_binary(&archive_path, &binary)?;
+    // The image's /var/lib/app-web: an empty crash report folder, owned by the app's user there.
+    std::fs::create_dir_all(context.path().join("state/crashes"))
+        .context("make the state folder in the build context")?;
 
     super::require_image(
         sh,

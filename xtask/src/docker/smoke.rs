@@ -29,6 +29,8 @@ impl Drop for Container<'_> {
         let docker = super::client();
         let name = &self.name;
         let _ = step::captured(cmd!(self.sh, "{docker} rm --force --volumes {name}"));
+        // The named volume for the crash report folder has the container's name.
+        let _ = step::captured(cmd!(self.sh, "{docker} volume rm --force {name}"));
     }
 }
 
@@ -88,10 +90,13 @@ pub fn smoke(sh: &Shell, image: &str) -> anyhow::Result<()> {
         name: format!("app-web-smoke-{}", std::process::id()),
     };
     let name = &container.name;
+    // A fresh named volume for the crash report folder, as compose gives it: the image's
+    // folder, owned by the app's user, must make it writable.
+    let state = format!("{name}:/var/lib/app-web");
     let started = Instant::now();
     step::captured(cmd!(
         sh,
-        "{docker} run --detach --name {name} {common...} --publish 127.0.0.1::8080 --health-interval=1s --health-start-period=1s {image}"
+        "{docker} run --detach --name {name} {common...} --volume {state} --env APP_WEB_CRASH_DIR=/var/lib/app-web/crashes --publish 127.0.0.1::8080 --health-interval=1s --health-start-period=1s {image}"
     ))
     .context("start the app-web container")?;
     let port = step::captured(cmd!(sh, "{docker} port {name} 8080/tcp"))?;
@@ -122,6 +127,14 @@ pub fn smoke(sh: &Shell, image: &str) -> anyhow::Result<()> {
     }
 
     step::run("notes API", || check_notes(sh, &base))?;
+    step::run("crash reports on, in the volume", || {
+        let (status, body) = http(sh, "POST", &format!("{base}/api/crashes"), Some("{}"))?;
+        anyhow::ensure!(
+            status == 400 && body.contains("multipart"),
+            "POST /api/crashes with a JSON body answered {status} {body}; expected 400 asking for multipart (503 means the crash folder is off)"
+        );
+        Ok(())
+    })?;
     step::run("docker health check", || {
         wait(Duration::from_secs(60), "the health check to pass", || {
             super::inspect(sh, name, "{{.State.Health.Status}}")
