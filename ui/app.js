@@ -152,3 +152,54 @@ document.addEventListener("DOMContentLoaded", async () => {
     // Analytics never gets in the way of the page.
   }
 });
+
+// The Privacy panel, in the desktop app only: the consent question (asked until answered),
+// the answer kept by app-desktop, and the crash reports waiting to be sent, each deletable.
+document.addEventListener("DOMContentLoaded", async () => {
+  const tauri = window.__TAURI__;
+  if (!(tauri && tauri.core)) {
+    return;
+  }
+  const invoke = tauri.core.invoke;
+  const $ = (id) => document.getElementById(id);
+  const show = async () => {
+    const status = await invoke("privacy_status");
+    $("privacy").hidden = false;
+    $("consent-question").hidden = status.consent.asked;
+    $("consent-crashes").checked = status.consent.crash_reports;
+    $("consent-analytics").checked = status.consent.analytics;
+    const list = $("crash-list");
+    list.replaceChildren();
+    $("crash-none").hidden = status.crash_reports.length > 0;
+    for (const report of status.crash_reports) {
+      const item = document.createElement("li");
+      const what = report.panic_message ? `: ${report.panic_message}` : "";
+      item.textContent = `${report.crashed_at || "unknown time"}, version ${report.version}${what} `;
+      const remove = document.createElement("button");
+      remove.type = "button";
+      remove.textContent = "Delete";
+      remove.addEventListener("click", async () => {
+        await invoke("delete_crash_report", { id: report.id });
+        await show();
+      });
+      item.appendChild(remove);
+      list.appendChild(item);
+    }
+  };
+  $("consent-save").addEventListener("click", async () => {
+    try {
+      await invoke("save_consent", {
+        crashReports: $("consent-crashes").checked,
+        analytics: $("consent-analytics").checked,
+      });
+      $("privacy-message").textContent = "Saved.";
+      await show();
+    } catch (error) {
+      $("privacy-message").textContent = `Not saved: ${error}`;
+    }
+  });
+  $("update-check").addEventListener("click", () => {
+    invoke("track_feature", { feature: "check_for_update" }).catch(() => {});
+  });
+  await show();
+});

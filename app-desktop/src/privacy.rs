@@ -43,6 +43,11 @@ impl Consent {
 /// The server crash reports and events go to: `plugins.telemetry.server` in tauri.conf.json
 /// (`cargo xtask bundle --config` sets it per build), None when the build names none.
 pub fn server<R: tauri::Runtime>(app: &tauri::AppHandle<R>) -> Option<String> {
+    // Test builds can be pointed elsewhere per run, so one build serves every test.
+    #[cfg(feature = "test-hooks")]
+    if let Ok(server) = std::env::var(crate::test_hooks::SERVER_VARIABLE) {
+        return Some(server);
+    }
     app.config()
         .plugins
         .0
@@ -53,8 +58,10 @@ pub fn server<R: tauri::Runtime>(app: &tauri::AppHandle<R>) -> Option<String> {
         .filter(|server| server.starts_with("http://") || server.starts_with("https://"))
 }
 
-/// An HTTP client for uploads: a hanging server costs a minute at most.
+/// An HTTP client for uploads: a hanging server costs a minute at most. TLS through rustls
+/// with ring, installed as the process's provider on first use.
 pub fn http_client() -> Result<reqwest::blocking::Client, String> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::blocking::Client::builder()
         .timeout(std::time::Duration::from_secs(60))
         .user_agent(concat!("app-desktop/", env!("CARGO_PKG_VERSION")))

@@ -1,9 +1,12 @@
 //! Test-only crashes, compiled only with the `test-hooks` feature (never in release bundles):
 //! `APP_DESKTOP_TEST_CRASH=segfault` writes through a null pointer and `=panic` panics, each
-//! inside a function of its own that the crash report tests look for in the symbolicated stack.
+//! inside a function of its own that the crash report tests look for in the symbolicated stack;
+//! `APP_DESKTOP_TEST_SERVER` replaces the build's server for crash reports and analytics.
 
-/// The environment variable the tests set.
+/// The environment variable that asks for a crash.
 pub const VARIABLE: &str = "APP_DESKTOP_TEST_CRASH";
+/// The environment variable that names the server reports and events go to.
+pub const SERVER_VARIABLE: &str = "APP_DESKTOP_TEST_SERVER";
 
 /// Crashes as the environment asks, on a thread of its own, once the app is up.
 pub fn crash_if_asked() {

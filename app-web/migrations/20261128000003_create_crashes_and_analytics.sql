@@ -35,6 +35,7 @@ CREATE TABLE crash_reports (
 CREATE INDEX crash_reports_pending ON crash_reports (received_at) WHERE status = 'pending';
 CREATE INDEX crash_reports_group ON crash_reports (group_id, received_at);
 CREATE INDEX crash_reports_version ON crash_reports (version);
+CREATE INDEX crash_reports_session ON crash_reports (session_id);
 
 -- Analytics (app-web/src/analytics). Raw events keep no client address, user agent or device
 -- id: `user_hash` is SHA-256 over (salt of the day, address, user agent, app), and the salt of
@@ -69,6 +70,8 @@ CREATE TABLE analytics_daily (
     events bigint NOT NULL,
     sessions bigint NOT NULL,
     users bigint NOT NULL,
+    -- Of those sessions, the ones a crash report names (crash-free rates outlive raw events).
+    crashed_sessions bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (day, app, app_version, name)
 );
 

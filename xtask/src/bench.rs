@@ -65,6 +65,49 @@ impl flags::Bench {
                     ),
                 )
             }
+            flags::BenchSubject::Ingest {
+                duration_secs,
+                connections,
+                batch,
+            } => {
+                setup::require(
+                    sh,
+                    &[
+                        Purpose::WebTests,
+                        Purpose::Benchmarks,
+                        Purpose::DesktopBuild,
+                        Purpose::DesktopWindowTests,
+                    ],
+                )?;
+                // The desktop release build dist makes (line tables kept), and its symbols.
+                let host = crate::dist::targets::host_triple(sh)?;
+                step::run("build app-desktop (release)", || {
+                    step::quiet(cmd!(
+                        sh,
+                        "cargo build --release --locked --package app-desktop --target {host}"
+                    ))
+                    .run()
+                    .map_err(Into::into)
+                })?;
+                let binary = crate::path::release_dir(&host).join("app-desktop");
+                let symbols = crate::path::target_dir().join("bench-symbols");
+                if symbols.exists() {
+                    std::fs::remove_dir_all(&symbols)?;
+                }
+                crate::symbols::dump(sh, std::slice::from_ref(&binary), &symbols)?;
+                let (duration_secs, connections, batch) = (
+                    duration_secs.to_string(),
+                    connections.to_string(),
+                    batch.to_string(),
+                );
+                step::run_command(
+                    "bench ingest",
+                    cmd!(
+                        sh,
+                        "cargo bench --locked --package app-web --bench ingest -- --duration-secs {duration_secs} --connections {connections} --batch {batch} --desktop-binary {binary} --symbols {symbols}"
+                    ),
+                )
+            }
             flags::BenchSubject::Backup { size_mib } => {
                 setup::require(sh, &[Purpose::WebTests])?;
                 let size_mib = size_mib.to_string();

@@ -13,6 +13,7 @@ impl flags::Ci {
         step::run("setup", || setup::install_missing(sh, !self.no_install))?;
         step::run("lint", || flags::Lint {}.run(sh))?;
         step::run("test", || flags::Test {}.run(sh))?;
+        step::run("fuzz", || flags::Fuzz { seconds: 60 }.run(sh))?;
         let out = tempfile::Builder::new()
             .prefix("xtask-ci-dist-")
             .tempdir()

@@ -33,6 +33,7 @@ impl flags::Dist {
         let plan = Plan {
             server: target.server,
             desktop_kinds: target.desktop_bundles.to_vec(),
+            desktop_features: None,
             desktop_config,
             version,
             publishing: self.publishing,
@@ -74,9 +75,16 @@ impl flags::Bundle {
             }
             self.kind
         };
+        if self.features.is_some() {
+            anyhow::ensure!(
+                !(self.publishing.release || crate::sign::is_tag_build()),
+                "--features is for test builds; a release builds app-desktop with its default features"
+            );
+        }
         let plan = Plan {
             server: false,
             desktop_kinds,
+            desktop_features: self.features,
             desktop_config,
             version,
             publishing: self.publishing,
@@ -96,6 +104,8 @@ impl flags::Bundle {
 struct Plan {
     server: bool,
     desktop_kinds: Vec<ArtifactKind>,
+    /// Cargo features app-desktop is built with.
+    desktop_features: Option<String>,
     desktop_config: Option<serde_json::Value>,
     version: String,
     publishing: flags::PublishingArgs,
@@ -175,7 +185,7 @@ fn package(sh: &Shell, target: &Target, out: PathBuf, plan: Plan) -> anyhow::Res
         step::run(&format!("build app-web ({})", target.triple), || {
             // app-web reports the commit it was built from (app_web_build_info).
             let _commit = sh.push_env("APP_WEB_COMMIT", &commit);
-            cargo_build(sh, "app-web", target, "the server archive")
+            cargo_build(sh, "app-web", target, &[], "the server archive")
         })?;
     }
     step::run(&format!("build app-desktop ({})", target.triple), || {
@@ -184,7 +194,12 @@ fn package(sh: &Shell, target: &Target, out: PathBuf, plan: Plan) -> anyhow::Res
             .triple
             .contains("-apple-")
             .then(|| sh.push_env("CARGO_PROFILE_RELEASE_SPLIT_DEBUGINFO", "packed"));
-        cargo_build(sh, "app-desktop", target, "the desktop bundles")
+        let features: Vec<String> = plan
+            .desktop_features
+            .iter()
+            .flat_map(|features| ["--features".to_owned(), features.clone()])
+            .collect();
+        cargo_build(sh, "app-desktop", target, &features, "the desktop bundles")
     })?;
 
     if plan.server {
@@ -298,11 +313,17 @@ fn lock_dist(target: &Target) -> anyhow::Result<std::fs::File> {
 }
 
 /// Builds `package` in release mode; a failure names the artifacts it leaves unmade.
-fn cargo_build(sh: &Shell, package: &str, target: &Target, artifacts: &str) -> anyhow::Result<()> {
+fn cargo_build(
+    sh: &Shell,
+    package: &str,
+    target: &Target,
+    extra: &[String],
+    artifacts: &str,
+) -> anyhow::Result<()> {
     let triple = target.triple;
     step::quiet(cmd!(
         sh,
-        "cargo build --release --locked --package {package} --target {triple}"
+        "cargo build --release --locked --package {package} --target {triple} {extra...}"
     ))
     .run()
     .with_context(|| {

@@ -37,6 +37,7 @@ pub enum Command {
     Icons(Icons),
     BundleDesktop(BundleDesktop),
     Symbols(Symbols),
+    Fuzz(Fuzz),
 }
 
 /// Install the system packages the workspace needs (apt on Debian/Ubuntu), or print the
@@ -56,7 +57,8 @@ pub struct Lint {}
 #[derive(Debug, Args)]
 pub struct Test {}
 
-/// What CI runs: setup, lint, test, then a dist build into a temporary folder that is verified
+/// What CI runs: setup, lint, test, the fuzz target for a minute, then a dist build into a
+/// temporary folder that is verified
 #[derive(Debug, Args)]
 pub struct Ci {
     /// Report missing system packages instead of installing them
@@ -162,6 +164,20 @@ pub enum BenchSubject {
         /// Releases published before the load starts
         #[arg(long, default_value_t = 50)]
         releases: u32,
+    },
+    /// Analytics events per second stored through POST /api/events against a plain COPY of
+    /// the same rows; symbolication time of an app-desktop minidump with a cold and a warm
+    /// symbol cache
+    Ingest {
+        /// Seconds of load
+        #[arg(long, default_value_t = 10)]
+        duration_secs: u64,
+        /// Connections wrk keeps open
+        #[arg(long, default_value_t = 32)]
+        connections: u32,
+        /// Events per batch
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
     },
     /// Backup and restore times and sizes of `app-web backup` (pg_dump, zstd, age) on a
     /// generated database, against plain `pg_dump -Fc` to a file and `pg_restore` from it
@@ -417,6 +433,11 @@ pub struct Bundle {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 
+    /// Cargo features of app-desktop to build with, e.g. `test-hooks` for the crash report
+    /// tests (never for a release)
+    #[arg(long, value_name = "FEATURES")]
+    pub features: Option<String>,
+
     #[command(flatten)]
     pub publishing: PublishingArgs,
 }
@@ -533,4 +554,14 @@ pub enum SymbolsCommand {
         #[arg(long)]
         dry_run: bool,
     },
+}
+
+/// Run the crash upload parser's fuzz target (libFuzzer through cargo-fuzz, without
+/// sanitizers so on the stable toolchain) for a bounded time; a crash fails the run and leaves
+/// the input in crates/crash-upload/fuzz/artifacts
+#[derive(Debug, Args)]
+pub struct Fuzz {
+    /// Seconds to fuzz
+    #[arg(long, default_value_t = 60)]
+    pub seconds: u64,
 }

@@ -8,6 +8,7 @@ mod dashboards;
 mod dist;
 mod docker;
 mod flags;
+mod fuzz;
 mod icons;
 mod lint;
 mod nginx;
@@ -60,5 +61,6 @@ fn run(command: flags::Command) -> anyhow::Result<()> {
         flags::Command::Icons(cmd) => cmd.run(&sh),
         flags::Command::BundleDesktop(cmd) => cmd.run(&sh),
         flags::Command::Symbols(cmd) => cmd.run(&sh),
+        flags::Command::Fuzz(cmd) => cmd.run(&sh),
     }
 }

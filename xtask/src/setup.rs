@@ -36,6 +36,8 @@ pub enum Purpose {
     /// The monitoring configuration in tests: Prometheus and promtool, Alertmanager and amtool,
     /// and the exporters the compose stack runs, at the versions it pins.
     Monitoring,
+    /// `cargo xtask fuzz`: cargo-fuzz, which builds libFuzzer with the C++ compiler.
+    Fuzzing,
 }
 
 impl fmt::Display for Purpose {
@@ -50,6 +52,7 @@ impl fmt::Display for Purpose {
             Purpose::Proxy => "rendering and testing the nginx configuration",
             Purpose::Backups => "testing backups",
             Purpose::Monitoring => "checking and testing the monitoring configuration",
+            Purpose::Fuzzing => "fuzzing the crash upload parser",
         })
     }
 }
@@ -74,6 +77,7 @@ const fn package(debian: &'static str, fedora: &'static str, purpose: Purpose) -
 #[rustfmt::skip]
 pub const SYSTEM_PACKAGES: &[SystemPackage] = &[
     package("build-essential",       "gcc",                  Purpose::DesktopBuild),
+    package("g++",                   "gcc-c++",              Purpose::Fuzzing),
     package("pkg-config",            "pkgconf-pkg-config",   Purpose::DesktopBuild),
     package("libwebkit2gtk-4.1-dev", "webkit2gtk4.1-devel",  Purpose::DesktopBuild),
     package("libgtk-3-dev",          "gtk3-devel",           Purpose::DesktopBuild),
@@ -122,6 +126,7 @@ const ALL_PURPOSES: &[Purpose] = &[
     Purpose::Proxy,
     Purpose::Backups,
     Purpose::Monitoring,
+    Purpose::Fuzzing,
 ];
 
 /// A tool that no Debian 12 package carries, installed with `cargo install --locked`.
@@ -136,12 +141,20 @@ pub struct CargoTool {
 }
 
 /// Every cargo-installed tool the workspace needs.
-pub const CARGO_TOOLS: &[CargoTool] = &[CargoTool {
-    krate: "s3s-fs",
-    version: "0.14.1",
-    features: &["binary"],
-    purpose: Purpose::Backups,
-}];
+pub const CARGO_TOOLS: &[CargoTool] = &[
+    CargoTool {
+        krate: "s3s-fs",
+        version: "0.14.1",
+        features: &["binary"],
+        purpose: Purpose::Backups,
+    },
+    CargoTool {
+        krate: "cargo-fuzz",
+        version: "0.13.2",
+        features: &[],
+        purpose: Purpose::Fuzzing,
+    },
+];
 
 /// The platform families setup knows how to serve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -317,20 +330,21 @@ fn install_missing_cargo_tools(sh: &Shell, install: bool) -> anyhow::Result<()> 
     let missing = step::run("check cargo tools", || missing_cargo_tools(sh))?;
     for tool in missing {
         let spec = format!("{}@{}", tool.krate, tool.version);
-        let features = tool.features.join(",");
+        let features: Vec<String> = if tool.features.is_empty() {
+            Vec::new()
+        } else {
+            vec!["--features".into(), tool.features.join(",")]
+        };
         anyhow::ensure!(
             install,
-            "missing cargo tool {spec} for {}; install it with `cargo install --locked {spec} \
-             --features {features}`",
-            tool.purpose
+            "missing cargo tool {spec} for {}; install it with `cargo install --locked {spec} {}`",
+            tool.purpose,
+            features.join(" ")
         );
         step::run(&format!("cargo install {spec}"), || {
-            cmd!(
-                sh,
-                "cargo install --locked --quiet {spec} --features {features}"
-            )
-            .run()
-            .with_context(|| format!("cargo install {spec}"))
+            cmd!(sh, "cargo install --locked --quiet {spec} {features...}")
+                .run()
+                .with_context(|| format!("cargo install {spec}"))
         })?;
     }
     Ok(())

@@ -44,17 +44,7 @@ pub struct Event {
     pub props: serde_json::Map<String, serde_json::Value>,
 }
 
-/// A session id as the apps make it: 16 to 64 hexadecimal digits.
-pub fn check_session_id(id: &str) -> Result<(), String> {
-    if (16..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        Ok(())
-    } else {
-        Err(format!(
-            "{:?} is not a session id: 16 to 64 hexadecimal digits, random per run",
-            id.chars().take(80).collect::<String>()
-        ))
-    }
-}
+pub use crash_upload::check_session_id;
 
 fn bad(field: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::BadRequest {

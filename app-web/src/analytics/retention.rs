@@ -51,10 +51,14 @@ pub async fn run(pool: &PgPool, retention: Duration, dry_run: bool) -> Result<Pu
         let days = sqlx::query(&format!(
             "WITH days AS ({finished_days}), \
              summed AS (\
-                INSERT INTO analytics_daily (day, app, app_version, name, events, sessions, users) \
+                INSERT INTO analytics_daily \
+                    (day, app, app_version, name, events, sessions, users, crashed_sessions) \
                 SELECT (received_at AT TIME ZONE 'UTC')::date, app, app_version, name, count(*), \
-                       count(DISTINCT session_id), count(DISTINCT user_hash) \
-                FROM analytics_events \
+                       count(DISTINCT session_id), count(DISTINCT user_hash), \
+                       count(DISTINCT session_id) FILTER (WHERE EXISTS (\
+                           SELECT 1 FROM crash_reports c \
+                           WHERE c.product = e.app AND c.session_id = e.session_id)) \
+                FROM analytics_events e \
                 WHERE (received_at AT TIME ZONE 'UTC')::date IN (SELECT day FROM days) \
                 GROUP BY 1, 2, 3, 4 \
                 ON CONFLICT DO NOTHING) \

@@ -244,13 +244,15 @@ pub async fn reports(
     .await?)
 }
 
-/// Crash-free sessions of one app version: sessions come from analytics (`app_started`
-/// events, raw and summed per day), crashed ones from the crash reports' session ids.
+/// Crash-free sessions of one app version: the sessions that sent `app_started` (raw events,
+/// and the daily sums of purged ones), and how many of them a crash report names. Sessions
+/// whose user agreed to crash reports but not to analytics are not counted either way.
 #[derive(Debug, serde::Serialize, sqlx::FromRow)]
 pub struct VersionHealth {
     pub version: String,
     pub sessions: i64,
     pub crashed_sessions: i64,
+    /// Every report of the version, whether or not its session is known.
     pub crash_reports: i64,
     /// 1 − crashed ÷ sessions; None before any session is counted.
     pub crash_free_rate: Option<f64>,
@@ -258,26 +260,31 @@ pub struct VersionHealth {
 
 pub async fn versions(pool: &PgPool, product: &str) -> Result<Vec<VersionHealth>, ApiError> {
     Ok(sqlx::query_as(
-        "WITH sessions AS (\
-            SELECT app_version AS version, sum(sessions)::bigint AS sessions FROM analytics_daily \
-            WHERE app = $1 AND name = 'app_started' GROUP BY app_version \
-            UNION ALL \
-            SELECT app_version, count(DISTINCT (received_at AT TIME ZONE 'UTC')::date || session_id) \
-            FROM analytics_events e WHERE app = $1 AND name = 'app_started' \
+        "WITH raw AS (\
+            SELECT e.app_version AS version, \
+                count(DISTINCT (e.received_at AT TIME ZONE 'UTC')::date || e.session_id) AS sessions, \
+                count(DISTINCT (e.received_at AT TIME ZONE 'UTC')::date || e.session_id) \
+                    FILTER (WHERE EXISTS (SELECT 1 FROM crash_reports c \
+                                          WHERE c.product = $1 AND c.session_id = e.session_id)) \
+                    AS crashed \
+            FROM analytics_events e WHERE e.app = $1 AND e.name = 'app_started' \
               AND NOT EXISTS (SELECT 1 FROM analytics_rollups r \
                               WHERE r.day = (e.received_at AT TIME ZONE 'UTC')::date) \
-            GROUP BY app_version), \
-         crashes AS (\
-            SELECT version, count(DISTINCT session_id) AS crashed_sessions, count(*) AS reports \
-            FROM crash_reports WHERE product = $1 GROUP BY version), \
-         totals AS (SELECT version, sum(sessions)::bigint AS sessions FROM sessions GROUP BY version) \
-         SELECT coalesce(t.version, c.version) AS version, coalesce(t.sessions, 0) AS sessions, \
-            coalesce(c.crashed_sessions, 0) AS crashed_sessions, \
-            coalesce(c.reports, 0) AS crash_reports, \
-            CASE WHEN coalesce(t.sessions, 0) > 0 \
-                 THEN greatest(0, 1 - coalesce(c.crashed_sessions, 0)::float8 / t.sessions) END \
-                 AS crash_free_rate \
-         FROM totals t FULL JOIN crashes c ON c.version = t.version ORDER BY 1 DESC",
+            GROUP BY 1), \
+         summed AS (\
+            SELECT app_version AS version, sum(sessions)::bigint, sum(crashed_sessions)::bigint \
+            FROM analytics_daily WHERE app = $1 AND name = 'app_started' GROUP BY 1), \
+         sessions AS (\
+            SELECT version, sum(sessions)::bigint AS sessions, sum(crashed)::bigint AS crashed \
+            FROM (SELECT * FROM raw UNION ALL SELECT * FROM summed) both_kinds GROUP BY version), \
+         reports AS (\
+            SELECT version, count(*) AS reports FROM crash_reports WHERE product = $1 \
+            GROUP BY version) \
+         SELECT coalesce(s.version, r.version) AS version, coalesce(s.sessions, 0) AS sessions, \
+            coalesce(s.crashed, 0) AS crashed_sessions, coalesce(r.reports, 0) AS crash_reports, \
+            CASE WHEN coalesce(s.sessions, 0) > 0 \
+                 THEN 1 - coalesce(s.crashed, 0)::float8 / s.sessions END AS crash_free_rate \
+         FROM sessions s FULL JOIN reports r ON r.version = s.version ORDER BY 1 DESC",
     )
     .bind(product)
     .fetch_all(pool)

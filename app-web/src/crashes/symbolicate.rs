@@ -185,8 +185,26 @@ const MACHINERY: &[&str] = &[
     "__abort_with_payload",
 ];
 
+/// Where a Rust panic enters the standard library; the caller of the last one is where the
+/// panic happened, whatever helper frames (the hook's box, its closure) sit above it.
+const PANIC_ENTRIES: &[&str] = &[
+    "core::panicking::",
+    "std::panicking::begin_panic",
+    "core::option::expect_failed",
+    "core::option::unwrap_failed",
+    "core::result::unwrap_failed",
+    "rust_begin_unwind",
+    "__rustc::rust_begin_unwind",
+];
+
 fn is_machinery(function: &str) -> bool {
     MACHINERY.iter().any(|prefix| function.starts_with(prefix))
+}
+
+fn is_panic_entry(function: &str) -> bool {
+    PANIC_ENTRIES
+        .iter()
+        .any(|prefix| function.starts_with(prefix))
 }
 
 /// A Rust symbol without its `::h0123456789abcdef` hash suffix.
@@ -199,16 +217,23 @@ fn without_hash(function: &str) -> &str {
     }
 }
 
-/// The first [`SIGNATURE_FRAMES`] frames after the crash and panic machinery, joined by ` | `.
+/// The first [`SIGNATURE_FRAMES`] frames after the crash and panic machinery, joined by ` | `:
+/// for a panic, from the caller of the standard library's panic entry; otherwise from the first
+/// frame that is not signal, abort or crash-handler code.
 pub fn signature(frames: &[Frame]) -> String {
     let labels: Vec<String> = frames
         .iter()
         .map(|frame| without_hash(&frame.label()).to_owned())
         .collect();
+    let after_panic = labels
+        .iter()
+        .rposition(|label| is_panic_entry(label))
+        .map_or(0, |index| index + 1);
     let start = labels
         .iter()
+        .skip(after_panic)
         .position(|label| !is_machinery(label))
-        .unwrap_or(0);
+        .map_or(0, |index| index + after_panic);
     let top: Vec<&str> = labels
         .iter()
         .skip(start)
@@ -252,7 +277,11 @@ mod tests {
                 "std::sys::pal::unix::abort_internal::h0123456789abcdef",
             )),
             frame(Some("app_desktop::crashes::panic_hook")),
+            frame(Some(
+                "<alloc::boxed::Box<F,A> as core::ops::function::Fn<Args>>::call",
+            )),
             frame(Some("std::panicking::rust_panic_with_hook")),
+            frame(Some("core::panicking::panic_fmt")),
             frame(Some("app_desktop::work::parse_settings::h0011223344556677")),
             frame(None),
             frame(Some("app_desktop::main")),
