@@ -1,7 +1,7 @@
-//! Desktop crash reports and analytics end to end: app-desktop is bundled as a deb with its
-//! test hooks (the build's Breakpad symbols beside it), its symbols uploaded to a real app-web
-//! on PostgreSQL with `cargo xtask symbols upload`, and the stripped binary from the deb run
-//! under Xvfb. Without consent it crashes and keeps the report, and a capturing server on
+//! Desktop crash reports and analytics end to end: app-desktop is bundled as a signed deb with
+//! its test hooks (the build's Breakpad symbols beside it) and published to a real app-web on
+//! PostgreSQL with `cargo xtask release publish` (twice: a re-run changes nothing), which
+//! uploads the symbols; the stripped binary from the deb runs under Xvfb. Without consent it crashes and keeps the report, and a capturing server on
 //! loopback sees no request at all; with consent the queued report, a second crash and the
 //! analytics events reach app-web, symbolication names the crashing function in the crashing
 //! thread's top frames, and a panic arrives with its message.
@@ -30,7 +30,10 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-fn xtask(args: &[&str]) -> Output {
+/// The password of the updater key the test makes.
+const PASSWORD: &str = "updater-key-password-for-crash-tests";
+
+fn xtask(args: &[&str], env: &[(&str, &str)]) -> Output {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     Command::new(cargo)
         .args(["run", "--quiet", "--locked", "--package", "xtask", "--"])
@@ -39,6 +42,7 @@ fn xtask(args: &[&str]) -> Output {
         .env_remove("TAURI_SIGNING_PRIVATE_KEY")
         .env_remove("TAURI_SIGNING_PUBLIC_KEY")
         .env_remove("APP_GPG_PRIVATE_KEY")
+        .envs(env.iter().copied())
         .current_dir(workspace_root())
         .output()
         .expect("run cargo xtask")
@@ -235,32 +239,104 @@ async fn crashes_and_events_reach_app_web_only_with_consent_and_are_symbolicated
     let server = UpdateServer::start_with(None, &["--crash-dir", "{folder}/crashes"]);
     let work = tempfile::tempdir().unwrap();
 
-    // One build with the test hooks; its symbols go to app-web's symbol store.
+    // One signed build with the test hooks. Only the secret key is given: without the public
+    // key built in, the app's updater stays off and asks no server anything.
+    let keys = work.path().join("keys");
+    let made = xtask(
+        &["sign", "keygen", "--out", keys.to_str().unwrap()],
+        &[("TAURI_SIGNING_PRIVATE_KEY_PASSWORD", PASSWORD)],
+    );
+    assert_success(&made, "sign keygen");
+    let public_key = std::fs::read_to_string(keys.join("updater.key.pub")).unwrap();
+    let secret = keys.join("updater.key");
     let out = work.path().join("bundle");
-    let built = xtask(&[
-        "bundle",
-        "--kind",
-        "deb",
-        "--features",
-        "test-hooks",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let built = xtask(
+        &[
+            "bundle",
+            "--kind",
+            "deb",
+            "--features",
+            "test-hooks",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[
+            ("TAURI_SIGNING_PRIVATE_KEY", secret.to_str().unwrap()),
+            ("TAURI_SIGNING_PRIVATE_KEY_PASSWORD", PASSWORD),
+        ],
+    );
     assert_success(&built, "cargo xtask bundle --features test-hooks");
     let deb = file_ending(&out, ".deb");
-    let symbols = file_ending(&out, "-symbols.zip");
+    assert!(file_ending(&out, "-symbols.zip").is_file());
+
+    // Published: the symbols to the symbol store, the release to the update server; twice.
     let token_file = work.path().join("token");
     std::fs::write(&token_file, TOKEN).unwrap();
-    let uploaded = xtask(&[
-        "symbols",
-        "upload",
-        symbols.to_str().unwrap(),
-        "--server",
-        &server.app.url(""),
-        "--token-file",
-        token_file.to_str().unwrap(),
-    ]);
-    assert_success(&uploaded, "cargo xtask symbols upload");
+    let app_web = server.app.url("");
+    let unchecked = xtask(
+        &[
+            "release",
+            "publish",
+            out.to_str().unwrap(),
+            "--server",
+            &app_web,
+            "--download-url",
+            "https://downloads.app.test/releases",
+        ],
+        &[],
+    );
+    assert!(!unchecked.status.success());
+    assert!(
+        String::from_utf8_lossy(&unchecked.stderr).contains("TAURI_SIGNING_PUBLIC_KEY"),
+        "publishing without checking the signatures is refused, naming the key"
+    );
+    for attempt in ["first", "second"] {
+        let published = xtask(
+            &[
+                "release",
+                "publish",
+                out.to_str().unwrap(),
+                "--server",
+                &app_web,
+                "--token-file",
+                token_file.to_str().unwrap(),
+                "--download-url",
+                "https://downloads.app.test/releases",
+                "--updater-pubkey",
+                public_key.trim(),
+            ],
+            &[],
+        );
+        assert_success(
+            &published,
+            &format!("the {attempt} cargo xtask release publish"),
+        );
+    }
+    let version = env!("CARGO_PKG_VERSION");
+    let (status, release) = server
+        .admin_get(&format!("/api/admin/releases/{version}"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{release}");
+    let deb_name = deb.file_name().unwrap().to_str().unwrap();
+    assert_eq!(
+        release["artifacts"].as_array().unwrap().len(),
+        1,
+        "{release}"
+    );
+    assert_eq!(
+        release["artifacts"][0]["url"],
+        format!("https://downloads.app.test/releases/{deb_name}")
+    );
+    assert_eq!(release["artifacts"][0]["bundle_type"], "deb");
+    let stored_symbols = server.folder.path().join("crashes/symbols/app-desktop");
+    assert_eq!(
+        std::fs::read_dir(&stored_symbols)
+            .map(|dir| dir.count())
+            .unwrap_or(0),
+        1,
+        "one debug id's symbols in {}",
+        stored_symbols.display()
+    );
 
     // The binary the deb ships: stripped, so names can only come from the uploaded symbols.
     let unpacked = work.path().join("unpacked");
@@ -336,7 +412,6 @@ async fn crashes_and_events_reach_app_web_only_with_consent_and_are_symbolicated
 
     // Consent given: the queued report goes out at the next start, with the events.
     write_consent(&home, true, true);
-    let app_web = server.app.url("");
     {
         let run = Run::start(
             &binary,

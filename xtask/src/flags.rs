@@ -461,6 +461,56 @@ pub struct Release {
 #[derive(Debug, Subcommand)]
 pub enum ReleaseCommand {
     Prepare(ReleasePrepare),
+    Publish(ReleasePublish),
+}
+
+/// Check the dist folders of a release (one per build job) and publish it to app-web: every
+/// checksum and updater signature checked, the Breakpad symbols uploaded to the symbol store,
+/// the release and its bundles published to the update server. Running it again after a
+/// partial failure finishes the job without duplicating anything
+#[derive(Debug, Args)]
+pub struct ReleasePublish {
+    /// The dist folders of the release's build jobs
+    #[arg(required = true)]
+    pub dist: Vec<PathBuf>,
+
+    /// app-web's base URL, e.g. https://app.example.org
+    #[arg(long, env = "APP_SERVER_URL")]
+    pub server: String,
+
+    /// File holding the admin API's bearer token [default: APP_ADMIN_TOKEN from the
+    /// environment]
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+
+    /// Where the bundles are downloaded from (a file's URL is this plus its name)
+    #[arg(long)]
+    pub download_url: String,
+
+    /// Release channel
+    #[arg(long, default_value = "stable", value_parser = ["stable", "beta"])]
+    pub channel: String,
+
+    /// Release notes shown by the app's update offer [default: none]
+    #[arg(long, value_name = "FILE")]
+    pub notes_file: Option<PathBuf>,
+
+    /// Share of installs offered the release at first (raise it later through the admin API)
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub rollout_percent: u8,
+
+    /// The updater's public key, to check every bundle's signature before publishing
+    #[arg(long, env = "TAURI_SIGNING_PUBLIC_KEY", hide_env_values = true)]
+    pub updater_pubkey: Option<String>,
+
+    /// GnuPG public key (armoured text or a path), to check SHA256SUMS.asc and the packages'
+    /// signatures too
+    #[arg(long, env = "APP_GPG_PUBLIC_KEY", hide_env_values = true)]
+    pub gpg_pubkey: Option<String>,
+
+    /// Check everything and print what would be uploaded and published; send nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Bump the version (Cargo.toml, Cargo.lock) from the conventional commits since the last tag

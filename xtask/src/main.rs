@@ -57,6 +57,7 @@ fn run(command: flags::Command) -> anyhow::Result<()> {
         flags::Command::Changelog(cmd) => cmd.run(&sh),
         flags::Command::Release(cmd) => match cmd.command {
             flags::ReleaseCommand::Prepare(prepare) => prepare.run(&sh),
+            flags::ReleaseCommand::Publish(publish) => publish.run(&sh),
         },
         flags::Command::Icons(cmd) => cmd.run(&sh),
         flags::Command::BundleDesktop(cmd) => cmd.run(&sh),

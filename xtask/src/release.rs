@@ -4,6 +4,7 @@
 //! regenerated from the whole history, a release commit and an annotated tag.
 
 mod history;
+mod publish;
 
 use std::path::{Path, PathBuf};
 

@@ -192,6 +192,19 @@ fn read_source(source: &Path) -> anyhow::Result<Vec<SymFile>> {
     Ok(files)
 }
 
+/// Writes the admin token as an `Authorization` header into a file in `dir` (mode 0600), so it
+/// reaches curl without appearing on its command line; returns the file.
+pub fn token_header_file(dir: &Path, token_file: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let token = admin_token(token_file)?;
+    let headers = dir.join("headers");
+    crate::atomic_file::write(
+        &headers,
+        format!("Authorization: Bearer {token}\n").as_bytes(),
+        0o600,
+    )?;
+    Ok(headers)
+}
+
 fn admin_token(token_file: Option<&Path>) -> anyhow::Result<String> {
     let token = match token_file {
         Some(path) => std::fs::read_to_string(path)
@@ -207,7 +220,8 @@ fn admin_token(token_file: Option<&Path>) -> anyhow::Result<String> {
     Ok(token)
 }
 
-fn upload(
+/// Uploads every `.sym` in `source` (a store folder or a symbols zip) to app-web at `server`.
+pub fn upload(
     sh: &Shell,
     source: &Path,
     server: &str,
@@ -231,15 +245,8 @@ fn upload(
         }
         return Ok(());
     }
-    let token = admin_token(token_file)?;
-    // The token goes to curl in a header file, not on its command line.
     let scratch = tempfile::tempdir()?;
-    let headers = scratch.path().join("headers");
-    crate::atomic_file::write(
-        &headers,
-        format!("Authorization: Bearer {token}\n").as_bytes(),
-        0o600,
-    )?;
+    let headers = token_header_file(scratch.path(), token_file)?;
     let header_arg = format!("@{}", headers.display());
     for file in &files {
         let body = scratch.path().join("body.sym");
