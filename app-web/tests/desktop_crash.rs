@@ -18,35 +18,13 @@ use std::time::Duration;
 use local_servers::Xvfb;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::assert_success;
 use support::update_server::{TOKEN, UpdateServer};
+use support::{assert_success, xtask};
 
 const IDENTIFIER: &str = "dev.app-project.desktop";
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
 /// The password of the updater key the test makes.
 const PASSWORD: &str = "updater-key-password-for-crash-tests";
-
-fn xtask(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    Command::new(cargo)
-        .args(["run", "--quiet", "--locked", "--package", "xtask", "--"])
-        .args(args)
-        .env_remove("TAURI_CONFIG")
-        .env_remove("TAURI_SIGNING_PRIVATE_KEY")
-        .env_remove("TAURI_SIGNING_PUBLIC_KEY")
-        .env_remove("APP_GPG_PRIVATE_KEY")
-        .envs(env.iter().copied())
-        .current_dir(workspace_root())
-        .output()
-        .expect("run cargo xtask")
-}
 
 fn file_ending(dir: &Path, suffix: &str) -> PathBuf {
     std::fs::read_dir(dir)

@@ -15,33 +15,13 @@ use std::time::Duration;
 use local_servers::Xvfb;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::assert_success;
 use support::update_server::UpdateServer;
+use support::{assert_success, xtask};
 
 /// The version the second bundle is built at; the first is the workspace's.
 const NEXT: &str = "0.2.0";
 const PASSWORD: &str = "updater-key-password-for-tests";
 const PACKAGE: &str = "app-desktop";
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// `cargo xtask` with `args` and `env`, from the workspace root.
-fn xtask(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    Command::new(cargo)
-        .args(["run", "--quiet", "--locked", "--package", "xtask", "--"])
-        .args(args)
-        .envs(env.iter().copied())
-        .env_remove("TAURI_CONFIG")
-        .current_dir(workspace_root())
-        .output()
-        .expect("run cargo xtask")
-}
 
 /// The one deb in a bundle folder.
 fn deb_in(dir: &Path) -> PathBuf {

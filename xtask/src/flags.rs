@@ -38,6 +38,7 @@ pub enum Command {
     BundleDesktop(BundleDesktop),
     Symbols(Symbols),
     Fuzz(Fuzz),
+    Smoke(Smoke),
 }
 
 /// Install the system packages the workspace needs (apt on Debian/Ubuntu), or print the
@@ -614,4 +615,29 @@ pub struct Fuzz {
     /// Seconds to fuzz
     #[arg(long, default_value_t = 60)]
     pub seconds: u64,
+}
+
+/// Check a running site the way a deploy ends: readiness, the version, TLS and the security
+/// headers (for https), and a note created, read back and deleted through the API
+#[derive(Debug, Args)]
+pub struct Smoke {
+    /// The site's base URL, e.g. https://staging.app.example.org
+    #[arg(long)]
+    pub url: String,
+
+    /// Trust this CA certificate (PEM) instead of the system's, e.g. a test certificate
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+
+    /// Resolve HOST:PORT to ADDRESS (curl's --resolve), e.g. app.test:443:127.0.0.1
+    #[arg(long, value_name = "HOST:PORT:ADDRESS")]
+    pub resolve: Vec<String>,
+
+    /// Fail unless /api/info reports this version
+    #[arg(long, value_name = "VERSION")]
+    pub expect_version: Option<String>,
+
+    /// Require the security headers on a plain http:// URL too (always checked for https)
+    #[arg(long)]
+    pub expect_headers: bool,
 }

@@ -16,6 +16,7 @@ mod path;
 mod release;
 mod setup;
 mod sign;
+mod smoke;
 mod step;
 mod symbols;
 mod test_suite;
@@ -63,5 +64,6 @@ fn run(command: flags::Command) -> anyhow::Result<()> {
         flags::Command::BundleDesktop(cmd) => cmd.run(&sh),
         flags::Command::Symbols(cmd) => cmd.run(&sh),
         flags::Command::Fuzz(cmd) => cmd.run(&sh),
+        flags::Command::Smoke(cmd) => cmd.run(&sh),
     }
 }

@@ -235,3 +235,28 @@ pub fn stack_postgres(secrets: &std::path::Path) -> Postgres {
     }
     postgres
 }
+
+/// The workspace root, where `cargo xtask` runs.
+pub fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// `cargo xtask` with `args` and `env`, from the workspace root; signing keys and Tauri
+/// configuration from the test's own environment are dropped first.
+pub fn xtask(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    Command::new(cargo)
+        .args(["run", "--quiet", "--locked", "--package", "xtask", "--"])
+        .args(args)
+        .env_remove("TAURI_CONFIG")
+        .env_remove("TAURI_SIGNING_PRIVATE_KEY")
+        .env_remove("TAURI_SIGNING_PUBLIC_KEY")
+        .env_remove("APP_GPG_PRIVATE_KEY")
+        .envs(env.iter().copied())
+        .current_dir(workspace_root())
+        .output()
+        .expect("run cargo xtask")
+}

@@ -107,17 +107,19 @@ pub fn smoke(sh: &Shell, image: &str) -> anyhow::Result<()> {
         .trim()
         .to_owned();
     let base = format!("http://{address}");
+    let client = crate::smoke::Client::new(sh, None, &[]);
 
     let ready = step::run("wait for /readyz", || {
         wait(Duration::from_secs(60), "app-web to report ready", || {
-            http(sh, "GET", &format!("{base}/readyz"), None)
+            client
+                .request("GET", &format!("{base}/readyz"), None)
                 .ok()
-                .filter(|(status, _)| *status == 200)
+                .filter(|answer| answer.status == 200)
         })
     })
     .with_context(|| logs(sh, name))?;
     let start_to_ready = started.elapsed();
-    let readiness: Value = serde_json::from_str(&ready.1).context("/readyz is not JSON")?;
+    let readiness: Value = serde_json::from_str(&ready.body).context("/readyz is not JSON")?;
     for store in ["database", "redis"] {
         anyhow::ensure!(
             readiness["checks"][store] == "ok",
@@ -126,12 +128,14 @@ pub fn smoke(sh: &Shell, image: &str) -> anyhow::Result<()> {
         );
     }
 
-    step::run("notes API", || check_notes(sh, &base))?;
+    step::run("notes API", || crate::smoke::check_notes(&client, &base))?;
     step::run("crash reports on, in the volume", || {
-        let (status, body) = http(sh, "POST", &format!("{base}/api/crashes"), Some("{}"))?;
+        let answer = client.request("POST", &format!("{base}/api/crashes"), Some("{}"))?;
         anyhow::ensure!(
-            status == 400 && body.contains("multipart"),
-            "POST /api/crashes with a JSON body answered {status} {body}; expected 400 asking for multipart (503 means the crash folder is off)"
+            answer.status == 400 && answer.body.contains("multipart"),
+            "POST /api/crashes with a JSON body answered {} {}; expected 400 asking for multipart (503 means the crash folder is off)",
+            answer.status,
+            answer.body
         );
         Ok(())
     })?;
@@ -188,53 +192,6 @@ fn wait<T>(limit: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) ->
 }
 
 /// One request with curl; the status and the body.
-fn http(sh: &Shell, method: &str, url: &str, json: Option<&str>) -> anyhow::Result<(u16, String)> {
-    let data: Vec<String> = match json {
-        Some(body) => vec![
-            "--header".into(),
-            "content-type: application/json".into(),
-            "--data".into(),
-            body.into(),
-        ],
-        None => Vec::new(),
-    };
-    let write_out = "\n%{http_code}";
-    let output = step::captured(cmd!(
-        sh,
-        "curl --silent --show-error --max-time 5 --request {method} {data...} --write-out {write_out} {url}"
-    ))?;
-    let (body, status) = output
-        .rsplit_once('\n')
-        .context("curl printed no status line")?;
-    Ok((
-        status.trim().parse().context("curl printed no status")?,
-        body.to_owned(),
-    ))
-}
-
-fn check_notes(sh: &Shell, base: &str) -> anyhow::Result<()> {
-    let (status, body) = http(
-        sh,
-        "POST",
-        &format!("{base}/api/notes"),
-        Some(r#"{"title":"smoke","body":"from cargo xtask docker smoke"}"#),
-    )?;
-    anyhow::ensure!(status == 201, "POST /api/notes answered {status}: {body}");
-    let created: Value = serde_json::from_str(&body)?;
-    let id = created["id"].as_str().context("the new note has no id")?;
-    let (status, body) = http(sh, "GET", &format!("{base}/api/notes/{id}"), None)?;
-    anyhow::ensure!(
-        status == 200,
-        "GET /api/notes/{id} answered {status}: {body}"
-    );
-    let fetched: Value = serde_json::from_str(&body)?;
-    anyhow::ensure!(
-        fetched["title"] == "smoke",
-        "the note came back as {fetched}"
-    );
-    Ok(())
-}
-
 /// Reads the container's process from the host: its user, capabilities and root mount.
 fn check_confinement(sh: &Shell, name: &str) -> anyhow::Result<()> {
     let user = super::inspect(sh, name, "{{.Config.User}}")?;
