@@ -39,6 +39,7 @@ pub enum Command {
     Symbols(Symbols),
     Fuzz(Fuzz),
     Smoke(Smoke),
+    Deploy(Deploy),
 }
 
 /// Install the system packages the workspace needs (apt on Debian/Ubuntu), or print the
@@ -640,4 +641,30 @@ pub struct Smoke {
     /// Require the security headers on a plain http:// URL too (always checked for https)
     #[arg(long)]
     pub expect_headers: bool,
+}
+
+/// Deploy the compose stack to an environment's host over SSH: upload its files, write .env
+/// with the new image, pull, migrate, bring the services up, wait for health and run the smoke
+/// test; on failure put the previous tag back. Each attempt is recorded on the host
+#[derive(Debug, Args)]
+pub struct Deploy {
+    /// The environment, as named in the configuration (dev, staging, production)
+    #[arg(long)]
+    pub env: String,
+
+    /// The image tag to deploy
+    #[arg(long, required_unless_present = "history")]
+    pub tag: Option<String>,
+
+    /// The environments file [default: deploy/environments.toml]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Print the environment's deploy history (one JSON line per attempt) instead
+    #[arg(long, conflicts_with = "tag")]
+    pub history: bool,
+
+    /// Print what would be done and connect to nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }

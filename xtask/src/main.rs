@@ -5,6 +5,7 @@ mod atomic_file;
 mod bench;
 mod ci;
 mod dashboards;
+mod deploy;
 mod dist;
 mod docker;
 mod flags;
@@ -65,5 +66,6 @@ fn run(command: flags::Command) -> anyhow::Result<()> {
         flags::Command::Symbols(cmd) => cmd.run(&sh),
         flags::Command::Fuzz(cmd) => cmd.run(&sh),
         flags::Command::Smoke(cmd) => cmd.run(&sh),
+        flags::Command::Deploy(cmd) => cmd.run(&sh),
     }
 }

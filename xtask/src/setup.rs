@@ -41,6 +41,8 @@ pub enum Purpose {
     /// Checking the GitHub Actions workflows: actionlint and zizmor from PyPI, in a virtual
     /// environment of the workspace's own (see [`PYTHON_TOOLS`]).
     WorkflowChecks,
+    /// `cargo xtask deploy` (ssh) and its test, which runs a real sshd on loopback.
+    Deploys,
 }
 
 impl fmt::Display for Purpose {
@@ -57,6 +59,7 @@ impl fmt::Display for Purpose {
             Purpose::Monitoring => "checking and testing the monitoring configuration",
             Purpose::Fuzzing => "fuzzing the crash upload parser",
             Purpose::WorkflowChecks => "checking the GitHub Actions workflows",
+            Purpose::Deploys => "deploying over SSH and testing it",
         })
     }
 }
@@ -83,6 +86,8 @@ pub const SYSTEM_PACKAGES: &[SystemPackage] = &[
     package("build-essential",       "gcc",                  Purpose::DesktopBuild),
     package("g++",                   "gcc-c++",              Purpose::Fuzzing),
     package("python3-venv",          "python3",              Purpose::WorkflowChecks),
+    package("openssh-server",        "openssh-server",       Purpose::Deploys),
+    package("openssh-client",        "openssh-clients",      Purpose::Deploys),
     package("pkg-config",            "pkgconf-pkg-config",   Purpose::DesktopBuild),
     package("libwebkit2gtk-4.1-dev", "webkit2gtk4.1-devel",  Purpose::DesktopBuild),
     package("libgtk-3-dev",          "gtk3-devel",           Purpose::DesktopBuild),
@@ -133,6 +138,7 @@ const ALL_PURPOSES: &[Purpose] = &[
     Purpose::Monitoring,
     Purpose::Fuzzing,
     Purpose::WorkflowChecks,
+    Purpose::Deploys,
 ];
 
 /// A tool that no Debian 12 package carries, installed with `cargo install --locked`.

@@ -11,55 +11,8 @@ use std::process::{Command, Output};
 
 use local_servers::{DockerEngine, docker_client};
 use serde_json::Value;
+use support::docker::{BASE_IMAGE, Images, build_image, docker, docker_text, make_base};
 use support::{assert_success, dist_into, project_root, workspace_version, xtask};
-
-const BASE_IMAGE: &str = "app-base/debian-cc:bookworm";
-
-fn docker(args: &[&str]) -> Output {
-    Command::new(docker_client())
-        .args(args)
-        .output()
-        .expect("run the docker client")
-}
-
-fn docker_text(args: &[&str]) -> String {
-    let output = docker(args);
-    assert_success(&output, &format!("docker {}", args.join(" ")));
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
-}
-
-/// Removes the images named on drop, so a failed test leaves nothing behind.
-struct Images(Vec<String>);
-
-impl Drop for Images {
-    fn drop(&mut self) {
-        for image in &self.0 {
-            let _ = docker(&["rmi", "--force", image]);
-        }
-    }
-}
-
-fn make_base() {
-    assert_success(
-        &xtask(&["docker", "base", "--tag", BASE_IMAGE]),
-        "xtask docker base",
-    );
-}
-
-/// `cargo xtask docker build` of the app-web image from `dist` on the test base.
-fn build_image(dist: &Path, repository: &str) {
-    let built = xtask(&[
-        "docker",
-        "build",
-        "--dist",
-        dist.to_str().unwrap(),
-        "--base-image",
-        BASE_IMAGE,
-        "--repository",
-        repository,
-    ]);
-    assert_success(&built, "xtask docker build");
-}
 
 fn sha256(path: &Path) -> String {
     use sha2::Digest;

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // Each test file uses its own subset of these helpers.
 
+pub mod docker;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -1,0 +1,313 @@
+//! `cargo xtask deploy` end to end on this machine: a real sshd (Debian's openssh-server) on a
+//! 127.0.0.1 port with a throwaway host key and user key, in front of the real Docker engine.
+//! The stack is reduced, since upstream images cannot be pulled here: the app-web image built
+//! from a real dist on the debootstrap base, against PostgreSQL and Redis on loopback (host
+//! networking, listening on 127.0.0.1 only), with a one-shot migrate service. Version A deploys
+//! and passes the smoke test; version B, whose health check fails, is rolled back to A
+//! automatically; the history on the host shows both.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use local_servers::{DockerEngine, Postgres, Redis, docker_client};
+use support::docker::{Images, build_image, docker, make_base};
+use support::{assert_success, dist_into, workspace_version, xtask};
+
+/// sshd on 127.0.0.1:`port`, killed on drop.
+struct Sshd {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn keygen(file: &Path) {
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(file)
+        .output()
+        .expect("run ssh-keygen (package openssh-client)");
+    assert_success(&made, "ssh-keygen");
+}
+
+fn start_sshd(dir: &Path) -> Sshd {
+    let sshd = Path::new("/usr/sbin/sshd");
+    assert!(
+        sshd.is_file(),
+        "/usr/sbin/sshd is missing: `cargo xtask setup` installs openssh-server"
+    );
+    keygen(&dir.join("host_key"));
+    keygen(&dir.join("id_ed25519"));
+    std::fs::copy(dir.join("id_ed25519.pub"), dir.join("authorized_keys")).unwrap();
+    std::fs::create_dir_all("/run/sshd").unwrap();
+    let port = free_port();
+    let config = dir.join("sshd_config");
+    std::fs::write(
+        &config,
+        format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {dir}/host_key\nPidFile {dir}/sshd.pid\nAuthorizedKeysFile {dir}/authorized_keys\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPrintMotd no\n",
+            dir = dir.display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new(sshd)
+        .args(["-D", "-e", "-f"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("sshd.log")).unwrap())
+        .spawn()
+        .expect("start sshd");
+    let server = Sshd { child, port };
+    local_servers::wait_for(Duration::from_secs(20), "sshd to listen", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })
+    .unwrap_or_else(|err| {
+        panic!(
+            "{err}: {}",
+            std::fs::read_to_string(dir.join("sshd.log")).unwrap_or_default()
+        )
+    });
+    let host_key = std::fs::read_to_string(dir.join("host_key.pub")).unwrap();
+    std::fs::write(
+        dir.join("known_hosts"),
+        format!("[127.0.0.1]:{port} {host_key}"),
+    )
+    .unwrap();
+    server
+}
+
+/// Stops and removes the test's compose project however the test ends.
+struct ComposeDown {
+    project: String,
+}
+
+impl Drop for ComposeDown {
+    fn drop(&mut self) {
+        let listed = Command::new(docker_client())
+            .args([
+                "ps",
+                "--all",
+                "--quiet",
+                "--filter",
+                &format!("label=com.docker.compose.project={}", self.project),
+            ])
+            .output();
+        if let Ok(listed) = listed {
+            for id in String::from_utf8_lossy(&listed.stdout).split_whitespace() {
+                let _ = docker(&["rm", "--force", id]);
+            }
+        }
+    }
+}
+
+const COMPOSE: &str = r#"# The reduced stack of the deploy test: app-web and its migrations on the host's network
+# (PostgreSQL and Redis run on loopback), listening on 127.0.0.1 only.
+version: "2.4"
+services:
+  migrate:
+    image: ${APP_WEB_IMAGE}
+    network_mode: host
+    read_only: true
+    command: ["migrate"]
+    environment:
+      APP_WEB_DATABASE_URL: ${DATABASE_URL}
+  app-web:
+    image: ${APP_WEB_IMAGE}
+    network_mode: host
+    read_only: true
+    restart: unless-stopped
+    environment:
+      APP_WEB_LISTEN: 127.0.0.1:${APP_PORT}
+      APP_WEB_DATABASE_URL: ${DATABASE_URL}
+      APP_WEB_REDIS_URL: ${REDIS_URL}
+"#;
+
+#[test]
+fn a_failing_version_is_rolled_back_and_the_history_shows_both() {
+    let _engine = DockerEngine::ensure().unwrap();
+    make_base();
+    let work = tempfile::tempdir().unwrap();
+    let dist = work.path().join("dist");
+    dist_into(&dist);
+    let repository = format!("xtask-test/app-web-deploy-{}", std::process::id());
+    let version = workspace_version();
+    let good = format!("{repository}:{version}");
+    let broken = format!("{repository}:broken");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dist.join("dist-manifest.json")).unwrap())
+            .unwrap();
+    let commit_tag = format!(
+        "{repository}:{}",
+        &manifest["commit"].as_str().unwrap()[..12]
+    );
+    let _images = Images(vec![good.clone(), broken.clone(), commit_tag]);
+    build_image(&dist, &repository);
+    // Version B: the same binary with a health check that can never pass.
+    let broken_dir = work.path().join("broken");
+    std::fs::create_dir_all(&broken_dir).unwrap();
+    std::fs::write(
+        broken_dir.join("Dockerfile"),
+        format!(
+            "FROM {good}\nHEALTHCHECK --interval=1s --timeout=2s --start-period=1s --retries=2 CMD [\"/usr/local/bin/app-web\", \"--no-such-flag\"]\n"
+        ),
+    )
+    .unwrap();
+    let built = Command::new(docker_client())
+        .args(["build", "--quiet", "--tag", &broken])
+        .arg(&broken_dir)
+        .output()
+        .unwrap();
+    assert_success(&built, "docker build of the broken version");
+
+    let postgres = Postgres::start().expect("start PostgreSQL");
+    let redis = Redis::start().expect("start Redis");
+    let sshd = start_sshd(work.path());
+    let app_port = free_port();
+    let project = format!("deploytest{}", std::process::id());
+    let _down = ComposeDown {
+        project: project.clone(),
+    };
+
+    let stack = work.path().join("stack");
+    std::fs::create_dir_all(&stack).unwrap();
+    std::fs::write(stack.join("compose.yaml"), COMPOSE).unwrap();
+    std::fs::write(
+        work.path().join("test.env"),
+        format!(
+            "COMPOSE_PROJECT_NAME={project}\nDATABASE_URL={}\nREDIS_URL={}\nAPP_PORT={app_port}\n",
+            postgres.url(),
+            redis.url()
+        ),
+    )
+    .unwrap();
+    let remote = work.path().join("remote");
+    let config = work.path().join("environments.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[test]
+ssh = "root@127.0.0.1"
+ssh_port = {port}
+ssh_key = "id_ed25519"
+known_hosts = "known_hosts"
+dir = "{remote}"
+url = "http://127.0.0.1:{app_port}"
+compose = "docker-compose"
+root = "stack"
+files = ["compose.yaml"]
+compose_files = ["compose.yaml"]
+env_file = "test.env"
+image = "{repository}"
+migrate_service = "migrate"
+health_timeout_secs = 90
+"#,
+            port = sshd.port,
+            remote = remote.display()
+        ),
+    )
+    .unwrap();
+    let deploy = |extra: &[&str]| {
+        let mut args = vec![
+            "deploy",
+            "--env",
+            "test",
+            "--config",
+            config.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        xtask(&args)
+    };
+
+    // Version A: deployed, healthy, smoke-tested.
+    let first = deploy(&["--tag", &version]);
+    assert_success(&first, "deploy of version A");
+    let report = String::from_utf8_lossy(&first.stderr);
+    for step in [
+        "migrations: ok",
+        "app-web healthy: ok",
+        "API round trip: ok",
+    ] {
+        assert!(report.contains(step), "{step:?} missing:\n{report}");
+    }
+    assert!(
+        remote.join("compose.yaml").is_file(),
+        "the files were uploaded"
+    );
+
+    // Version B: its health check fails, A is put back and answers again.
+    let second = deploy(&["--tag", "broken"]);
+    assert!(!second.status.success(), "the broken version deployed");
+    let report = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        report.contains(&format!("failed, and {version} is running again")),
+        "{report}"
+    );
+    let (status, body) = {
+        let output = Command::new("curl")
+            .args([
+                "--silent",
+                "--noproxy",
+                "*",
+                "--write-out",
+                "\n%{http_code}",
+            ])
+            .arg(format!("http://127.0.0.1:{app_port}/api/info"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        let (body, status) = text.rsplit_once('\n').unwrap_or(("", ""));
+        (status.to_owned(), body.to_owned())
+    };
+    assert_eq!(status, "200", "{body}");
+    let running = Command::new(docker_client())
+        .args([
+            "ps",
+            "--filter",
+            &format!("label=com.docker.compose.project={project}"),
+            "--filter",
+            "label=com.docker.compose.service=app-web",
+            "--format",
+            "{{.Image}}",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&running.stdout).trim(), good);
+
+    // The history on the host: A deployed, B rolled back to A.
+    let history = deploy(&["--history"]);
+    assert_success(&history, "deploy --history");
+    let records: Vec<serde_json::Value> = String::from_utf8_lossy(&history.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert_eq!(records[0]["tag"], version.as_str());
+    assert_eq!(records[0]["outcome"], "deployed");
+    assert_eq!(records[1]["tag"], "broken");
+    assert_eq!(records[1]["previous"], version.as_str());
+    assert_eq!(
+        records[1]["outcome"],
+        format!("rolled back to {version}").as_str()
+    );
+    assert!(
+        records[1]["reason"].as_str().unwrap().contains("unhealthy"),
+        "{}",
+        records[1]
+    );
+}
