@@ -77,8 +77,38 @@ impl flags::Docker {
                 };
                 smoke::smoke(sh, &image)
             }
+            flags::DockerCommand::Push { image } => push(sh, &image),
         }
     }
+}
+
+/// Pushes `image` and prints the registry's digest for it, also to GITHUB_OUTPUT (`digest=`)
+/// when that is set.
+fn push(sh: &Shell, image: &str) -> anyhow::Result<()> {
+    let docker = client();
+    step::run(&format!("docker push {image}"), || {
+        step::captured(cmd!(sh, "{docker} push {image}")).map(drop)
+    })?;
+    let (repository, _) = image
+        .rsplit_once(':')
+        .filter(|(_, tag)| !tag.contains('/'))
+        .unwrap_or((image, ""));
+    let digests = inspect(sh, image, "{{range .RepoDigests}}{{println .}}{{end}}")?;
+    let digest = digests
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("{repository}@")))
+        .with_context(|| format!("the registry gave {image} no digest: {digests:?}"))?
+        .to_owned();
+    println!("{digest}");
+    if let Ok(output) = std::env::var("GITHUB_OUTPUT") {
+        use std::io::Write;
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&output)
+            .and_then(|mut file| writeln!(file, "digest={digest}"))
+            .with_context(|| format!("append the digest to {output}"))?;
+    }
+    Ok(())
 }
 
 /// The docker client: `$DOCKER` when set, else `docker` from `PATH`.

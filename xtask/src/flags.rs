@@ -40,6 +40,7 @@ pub enum Command {
     Fuzz(Fuzz),
     Smoke(Smoke),
     Deploy(Deploy),
+    Notify(Notify),
 }
 
 /// Install the system packages the workspace needs (apt on Debian/Ubuntu), or print the
@@ -199,6 +200,13 @@ pub struct Docker {
 
 #[derive(Debug, Subcommand)]
 pub enum DockerCommand {
+    /// Push an image to its registry and print its digest (also to GITHUB_OUTPUT as `digest`
+    /// when set, for the build provenance attestation)
+    Push {
+        /// The image, e.g. ghcr.io/app-project/app-web:1.2.3
+        #[arg(long)]
+        image: String,
+    },
     /// Make a Debian base image with debootstrap and `docker import` it, for machines that
     /// cannot pull one; pass it to `build --base-image`
     Base {
@@ -464,6 +472,25 @@ pub struct Release {
 pub enum ReleaseCommand {
     Prepare(ReleasePrepare),
     Publish(ReleasePublish),
+    Notes(ReleaseNotes),
+}
+
+/// The release notes of a tag: its changelog section, which `release prepare` put in the
+/// annotated tag. Refuses a tag that does not match the workspace version (what the release
+/// workflow's plan job checks)
+#[derive(Debug, Args)]
+pub struct ReleaseNotes {
+    /// The tag [default: GITHUB_REF_NAME, else v<workspace version>]
+    #[arg(long)]
+    pub tag: Option<String>,
+
+    /// Write the notes to this file instead of standard output
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// Run in this repository instead of this workspace's
+    #[arg(short = 'C', long, value_name = "DIR")]
+    pub directory: Option<PathBuf>,
 }
 
 /// Check the dist folders of a release (one per build job) and publish it to app-web: every
@@ -667,4 +694,17 @@ pub struct Deploy {
     /// Print what would be done and connect to nothing
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// Post a message to the team's chat through an incoming webhook (Slack, Mattermost and others
+/// take `{"text": ...}`); without APP_CHAT_WEBHOOK_URL it says so and does nothing
+#[derive(Debug, Args)]
+pub struct Notify {
+    /// The message
+    #[arg(long)]
+    pub text: String,
+
+    /// The webhook URL [default: APP_CHAT_WEBHOOK_URL]
+    #[arg(long, env = "APP_CHAT_WEBHOOK_URL", hide_env_values = true)]
+    pub webhook_url: Option<String>,
 }

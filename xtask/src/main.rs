@@ -13,6 +13,7 @@ mod fuzz;
 mod icons;
 mod lint;
 mod nginx;
+mod notify;
 mod path;
 mod release;
 mod setup;
@@ -60,6 +61,7 @@ fn run(command: flags::Command) -> anyhow::Result<()> {
         flags::Command::Release(cmd) => match cmd.command {
             flags::ReleaseCommand::Prepare(prepare) => prepare.run(&sh),
             flags::ReleaseCommand::Publish(publish) => publish.run(&sh),
+            flags::ReleaseCommand::Notes(notes) => notes.run(&sh),
         },
         flags::Command::Icons(cmd) => cmd.run(&sh),
         flags::Command::BundleDesktop(cmd) => cmd.run(&sh),
@@ -67,5 +69,6 @@ fn run(command: flags::Command) -> anyhow::Result<()> {
         flags::Command::Fuzz(cmd) => cmd.run(&sh),
         flags::Command::Smoke(cmd) => cmd.run(&sh),
         flags::Command::Deploy(cmd) => cmd.run(&sh),
+        flags::Command::Notify(cmd) => cmd.run(&sh),
     }
 }

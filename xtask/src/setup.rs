@@ -88,6 +88,7 @@ pub const SYSTEM_PACKAGES: &[SystemPackage] = &[
     package("python3-venv",          "python3",              Purpose::WorkflowChecks),
     package("openssh-server",        "openssh-server",       Purpose::Deploys),
     package("openssh-client",        "openssh-clients",      Purpose::Deploys),
+    package("docker-registry",       "docker-distribution",  Purpose::Deploys),
     package("pkg-config",            "pkgconf-pkg-config",   Purpose::DesktopBuild),
     package("libwebkit2gtk-4.1-dev", "webkit2gtk4.1-devel",  Purpose::DesktopBuild),
     package("libgtk-3-dev",          "gtk3-devel",           Purpose::DesktopBuild),

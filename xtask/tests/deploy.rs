@@ -1,10 +1,11 @@
 //! `cargo xtask deploy` end to end on this machine: a real sshd (Debian's openssh-server) on a
 //! 127.0.0.1 port with a throwaway host key and user key, in front of the real Docker engine.
 //! The stack is reduced, since upstream images cannot be pulled here: the app-web image built
-//! from a real dist on the debootstrap base, against PostgreSQL and Redis on loopback (host
-//! networking, listening on 127.0.0.1 only), with a one-shot migrate service. Version A deploys
-//! and passes the smoke test; version B, whose health check fails, is rolled back to A
-//! automatically; the history on the host shows both.
+//! from a real dist on the debootstrap base, pushed with `cargo xtask docker push` to a real
+//! registry on loopback (Debian's docker-registry) and pulled from there by the deploy, against
+//! PostgreSQL and Redis on loopback (host networking, listening on 127.0.0.1 only), with a
+//! one-shot migrate service. Version A deploys and passes the smoke test; version B, whose
+//! health check fails, is rolled back to A automatically; the history on the host shows both.
 
 mod support;
 
@@ -92,6 +93,45 @@ fn start_sshd(dir: &Path) -> Sshd {
     server
 }
 
+/// A registry on 127.0.0.1 (which the engine trusts over plain HTTP), killed on drop.
+struct Registry {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_registry(dir: &Path) -> Registry {
+    let port = free_port();
+    let config = dir.join("registry.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.join("registry").display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("docker-registry")
+        .arg("serve")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("registry.log")).unwrap())
+        .spawn()
+        .expect("start docker-registry (package docker-registry; `cargo xtask setup`)");
+    let registry = Registry { child, port };
+    local_servers::wait_for(Duration::from_secs(20), "the registry to listen", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })
+    .unwrap();
+    registry
+}
+
 /// Stops and removes the test's compose project however the test ends.
 struct ComposeDown {
     project: String,
@@ -175,6 +215,33 @@ fn a_failing_version_is_rolled_back_and_the_history_shows_both() {
         .unwrap();
     assert_success(&built, "docker build of the broken version");
 
+    // Version A goes through a registry: pushed, untagged here, pulled by the deploy.
+    let registry = start_registry(work.path());
+    let published = format!("127.0.0.1:{}/app-web", registry.port);
+    let published_a = format!("{published}:{version}");
+    let published_b = format!("{published}:broken");
+    let _published_images = Images(vec![published_a.clone(), published_b.clone()]);
+    assert_success(&docker(&["tag", &good, &published_a]), "docker tag");
+    let github_output = work.path().join("github-output");
+    std::fs::write(&github_output, "").unwrap();
+    let pushed = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["docker", "push", "--image", &published_a])
+        .env("GITHUB_OUTPUT", &github_output)
+        .output()
+        .unwrap();
+    assert_success(&pushed, "xtask docker push");
+    let digest = String::from_utf8_lossy(&pushed.stdout).trim().to_owned();
+    assert!(
+        digest.starts_with("sha256:") && digest.len() == 71,
+        "{digest}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&github_output).unwrap(),
+        format!("digest={digest}\n")
+    );
+    assert_success(&docker(&["rmi", &published_a]), "docker rmi");
+    assert_success(&docker(&["tag", &broken, &published_b]), "docker tag");
+
     let postgres = Postgres::start().expect("start PostgreSQL");
     let redis = Redis::start().expect("start Redis");
     let sshd = start_sshd(work.path());
@@ -213,7 +280,7 @@ root = "stack"
 files = ["compose.yaml"]
 compose_files = ["compose.yaml"]
 env_file = "test.env"
-image = "{repository}"
+image = "{published}"
 migrate_service = "migrate"
 health_timeout_secs = 90
 "#,
@@ -287,7 +354,7 @@ health_timeout_secs = 90
         ])
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&running.stdout).trim(), good);
+    assert_eq!(String::from_utf8_lossy(&running.stdout).trim(), published_a);
 
     // The history on the host: A deployed, B rolled back to A.
     let history = deploy(&["--history"]);

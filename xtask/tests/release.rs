@@ -141,6 +141,36 @@ fn versions_follow_the_commits_before_and_after_1_0() {
     );
     let message = git(repo, &["tag", "-l", "--format=%(contents)", "v0.4.0"]);
     assert!(message.contains("A new storage format"), "{message}");
+    // The release workflow's plan: the notes come from the tag, which must match the version.
+    let notes_file = repo.join("../notes.md");
+    let notes = support::xtask(&[
+        "release",
+        "notes",
+        "-C",
+        repo.to_str().unwrap(),
+        "--tag",
+        "v0.4.0",
+        "--out",
+        notes_file.to_str().unwrap(),
+    ]);
+    assert_success(&notes, "release notes");
+    let written = std::fs::read_to_string(&notes_file).unwrap();
+    assert!(written.contains("A new storage format"), "{written}");
+    let _ = std::fs::remove_file(&notes_file);
+    let mismatch = support::xtask(&[
+        "release",
+        "notes",
+        "-C",
+        repo.to_str().unwrap(),
+        "--tag",
+        "v0.3.0",
+    ]);
+    assert!(!mismatch.status.success());
+    assert!(
+        stderr(&mismatch).contains("does not match the workspace version 0.4.0"),
+        "{}",
+        stderr(&mismatch)
+    );
     assert!(git(repo, &["status", "--porcelain"]).is_empty());
 
     // From 1.0.0 on, a feature bumps the minor version and a breaking change the major.
