@@ -268,12 +268,15 @@ async fn crashes_and_events_reach_app_web_only_with_consent_and_are_symbolicated
         String::from_utf8_lossy(&unchecked.stderr).contains("TAURI_SIGNING_PUBLIC_KEY"),
         "publishing without checking the signatures is refused, naming the key"
     );
+    let assets = work.path().join("assets");
     for attempt in ["first", "second"] {
         let published = xtask(
             &[
                 "release",
                 "publish",
                 out.to_str().unwrap(),
+                "--out",
+                assets.to_str().unwrap(),
                 "--server",
                 &app_web,
                 "--token-file",
@@ -290,6 +293,25 @@ async fn crashes_and_events_reach_app_web_only_with_consent_and_are_symbolicated
             &format!("the {attempt} cargo xtask release publish"),
         );
     }
+    // The release's assets, gathered for the GitHub release.
+    for asset in [
+        "SHA256SUMS",
+        "dist-manifest.json",
+        "stable/latest.json",
+        "beta/latest.json",
+    ] {
+        assert!(assets.join(asset).is_file(), "{asset} gathered");
+    }
+    let latest: Value =
+        serde_json::from_str(&std::fs::read_to_string(assets.join("stable/latest.json")).unwrap())
+            .unwrap();
+    assert!(
+        latest["platforms"]["linux-x86_64-deb"]["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://downloads.app.test/releases/"),
+        "{latest}"
+    );
     let version = env!("CARGO_PKG_VERSION");
     let (status, release) = server
         .admin_get(&format!("/api/admin/releases/{version}"))

@@ -537,6 +537,15 @@ pub struct ReleasePublish {
     #[arg(long, env = "APP_GPG_PUBLIC_KEY", hide_env_values = true)]
     pub gpg_pubkey: Option<String>,
 
+    /// Folder the release's assets are gathered in [default: target/release-<version>]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// The GitHub repository (owner/name) to make the release in, with GITHUB_TOKEN
+    /// [default: GITHUB_REPOSITORY, set in GitHub Actions; none elsewhere]
+    #[arg(long, value_name = "OWNER/NAME")]
+    pub github_repo: Option<String>,
+
     /// Check everything and print what would be uploaded and published; send nothing
     #[arg(long)]
     pub dry_run: bool,

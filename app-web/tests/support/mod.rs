@@ -255,6 +255,10 @@ pub fn xtask(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
         .env_remove("TAURI_SIGNING_PRIVATE_KEY")
         .env_remove("TAURI_SIGNING_PUBLIC_KEY")
         .env_remove("APP_GPG_PRIVATE_KEY")
+        // Run inside GitHub Actions, these would make a tag build or a GitHub release.
+        .env_remove("GITHUB_REPOSITORY")
+        .env_remove("GITHUB_REF_TYPE")
+        .env_remove("GITHUB_REF_NAME")
         .envs(env.iter().copied())
         .current_dir(workspace_root())
         .output()

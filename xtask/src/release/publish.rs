@@ -1,10 +1,13 @@
-//! `cargo xtask release publish`: a release's dist folders (one per build job) checked and
-//! published to app-web: every folder verified against its manifest and SHA256SUMS, every
-//! desktop bundle's updater signature checked (and the GnuPG ones when a key is given), the
-//! build's Breakpad symbols uploaded to the symbol store, and the release, with one artifact per
-//! platform and bundle type, published to the update server. Each step can run again: symbols
-//! replace themselves and the update server answers a release it already has with 200, so a
-//! re-run after a partial failure completes the job without duplicating anything.
+//! `cargo xtask release publish`: a release's dist folders (one per build job) checked, merged
+//! and published: every folder verified against its manifest and SHA256SUMS, every desktop
+//! bundle's updater signature checked (and the GnuPG ones when a key is given); the release's
+//! assets gathered into one folder (every artifact and signature, one manifest, one SHA256SUMS
+//! and its GnuPG signature, the updater's `latest.json` per channel); the Breakpad symbols
+//! uploaded to the symbol store; the release published to the update server; and, in GitHub
+//! Actions (or with `--github-repo`), the GitHub release made with the notes and every asset.
+//! Each step can run again: symbols replace themselves, the update server answers a release it
+//! already has with 200, and assets GitHub already holds are not uploaded twice, so a re-run
+//! after a partial failure completes the job without duplicating anything.
 
 use std::path::{Path, PathBuf};
 
@@ -115,6 +118,189 @@ fn publication(
     }))
 }
 
+/// Gathers the release's assets into `out`: every artifact with its signatures, one manifest,
+/// one SHA256SUMS (signed when a GnuPG key is set), and `latest.json` per channel. Returns the
+/// files to attach to a GitHub release, with the names they get there.
+fn assemble(
+    dists: &[Dist],
+    out: &Path,
+    download_url: &str,
+    notes: &str,
+    channel: &str,
+) -> anyhow::Result<Vec<(PathBuf, String)>> {
+    use crate::dist::{checksums, manifest, updater_manifest};
+    std::fs::create_dir_all(out).with_context(|| format!("create {}", out.display()))?;
+    let first = &dists[0].manifest;
+    let mut merged = Manifest::new(
+        &first.product,
+        &first.version,
+        &first.commit,
+        first.source_date_epoch,
+    );
+    let mut assets = Vec::new();
+    for dist in dists {
+        for artifact in &dist.manifest.artifacts {
+            if let Some(known) = merged.artifacts.iter().find(|a| a.file == artifact.file) {
+                anyhow::ensure!(
+                    known.sha256 == artifact.sha256,
+                    "two build jobs made different {} files",
+                    artifact.file
+                );
+                continue;
+            }
+            merged.artifacts.push(artifact.clone());
+            for name in [
+                artifact.file.clone(),
+                format!("{}.sig", artifact.file),
+                format!("{}.asc", artifact.file),
+            ] {
+                let source = dist.dir.join(&name);
+                if source.is_file() {
+                    std::fs::copy(&source, out.join(&name))
+                        .with_context(|| format!("copy {}", source.display()))?;
+                    assets.push((out.join(&name), name));
+                }
+            }
+        }
+    }
+    merged.artifacts.sort_by(|a, b| a.file.cmp(&b.file));
+    let sums: Vec<(String, String)> = merged
+        .artifacts
+        .iter()
+        .map(|artifact| (artifact.file.clone(), artifact.sha256.clone()))
+        .collect();
+    let sums_path = out.join(checksums::FILE_NAME);
+    crate::atomic_file::write(&sums_path, checksums::render(&sums).as_bytes(), 0o644)?;
+    assets.push((sums_path.clone(), checksums::FILE_NAME.to_owned()));
+    if let Some(gpg) = crate::sign::gpg::Signer::from_env()? {
+        let signature = gpg.detach_sign(&sums_path)?;
+        assets.push((signature, format!("{}.asc", checksums::FILE_NAME)));
+    }
+    let manifest_path = out.join(manifest::FILE_NAME);
+    crate::atomic_file::write(&manifest_path, merged.to_json()?.as_bytes(), 0o644)?;
+    assets.push((manifest_path, manifest::FILE_NAME.to_owned()));
+
+    let pub_date = time::OffsetDateTime::from_unix_timestamp(first.source_date_epoch as i64)?
+        .format(&time::format_description::well_known::Rfc3339)?;
+    let fragments = dists
+        .iter()
+        .map(|dist| {
+            updater_manifest::fragment(&dist.dir, &dist.manifest, download_url, notes, &pub_date)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let latest = updater_manifest::merge(&fragments)?;
+    for path in updater_manifest::write_channels(out, channel, &latest)? {
+        let name = match path.parent().and_then(|dir| dir.file_name()) {
+            Some(dir) if dir == "stable" => "latest.json".to_owned(),
+            Some(dir) => format!("latest-{}.json", dir.to_string_lossy()),
+            None => continue,
+        };
+        assets.push((path, name));
+    }
+    Ok(assets)
+}
+
+/// The GitHub release for `tag` in `repo`, made if missing, with every asset it lacks.
+fn github_release(
+    sh: &Shell,
+    repo: &str,
+    tag: &str,
+    notes: &str,
+    prerelease: bool,
+    assets: &[(PathBuf, String)],
+) -> anyhow::Result<()> {
+    let token = std::env::var("GITHUB_TOKEN").context(
+        "GITHUB_TOKEN is not set: the GitHub release needs a token with contents: write",
+    )?;
+    let api = std::env::var("GITHUB_API_URL").unwrap_or_else(|_| "https://api.github.com".into());
+    let scratch = tempfile::tempdir()?;
+    let headers = scratch.path().join("headers");
+    crate::atomic_file::write(
+        &headers,
+        format!(
+            "Authorization: Bearer {token}\nAccept: application/vnd.github+json\nX-GitHub-Api-Version: 2022-11-28\n"
+        )
+        .as_bytes(),
+        0o600,
+    )?;
+    let header_arg = format!("@{}", headers.display());
+    let call = |method: &str, url: &str, body: Option<&Path>, content_type: &str| {
+        let data: Vec<String> = match body {
+            Some(file) => vec!["--data-binary".into(), format!("@{}", file.display())],
+            None => Vec::new(),
+        };
+        let write_out = "\n%{http_code}";
+        let answer = step::captured(cmd!(
+            sh,
+            "curl --silent --show-error --max-time 600 --request {method} --header {header_arg} --header content-type:{content_type} {data...} --write-out {write_out} {url}"
+        ))?;
+        let (text, status) = answer.rsplit_once('\n').unwrap_or(("", &answer));
+        anyhow::Ok((status.trim().parse::<u16>().unwrap_or(0), text.to_owned()))
+    };
+    let (status, text) = call(
+        "GET",
+        &format!("{api}/repos/{repo}/releases/tags/{tag}"),
+        None,
+        "application/json",
+    )?;
+    let release: serde_json::Value = if status == 200 {
+        serde_json::from_str(&text)?
+    } else {
+        anyhow::ensure!(status == 404, "GitHub answered {status}: {text}");
+        let body = scratch.path().join("release.json");
+        std::fs::write(
+            &body,
+            serde_json::json!({
+                "tag_name": tag, "name": tag, "body": notes, "prerelease": prerelease,
+            })
+            .to_string(),
+        )?;
+        let (status, text) = call(
+            "POST",
+            &format!("{api}/repos/{repo}/releases"),
+            Some(&body),
+            "application/json",
+        )?;
+        anyhow::ensure!(
+            status == 201,
+            "GitHub refused the release ({status}): {text}"
+        );
+        serde_json::from_str(&text)?
+    };
+    let present: Vec<String> = release["assets"]
+        .as_array()
+        .map(|assets| {
+            assets
+                .iter()
+                .filter_map(|asset| asset["name"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let upload = release["upload_url"]
+        .as_str()
+        .context("GitHub's release has no upload_url")?
+        .split('{')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    for (path, name) in assets {
+        if present.contains(name) {
+            continue;
+        }
+        step::run(&format!("attach {name}"), || {
+            let (status, text) = call(
+                "POST",
+                &format!("{upload}?name={name}"),
+                Some(path),
+                "application/octet-stream",
+            )?;
+            anyhow::ensure!(status == 201, "GitHub refused {name} ({status}): {text}");
+            Ok(())
+        })?;
+    }
+    Ok(())
+}
+
 impl flags::ReleasePublish {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
         let dists = load(&self.dist)?;
@@ -164,7 +350,28 @@ impl flags::ReleasePublish {
             })
             .collect();
         let server = self.server.trim_end_matches('/').to_owned();
+        let version = dists[0].manifest.version.clone();
+        let out = self
+            .out
+            .clone()
+            .unwrap_or_else(|| crate::path::target_dir().join(format!("release-{version}")));
+        let assets = step::run(&format!("gather the assets in {}", out.display()), || {
+            assemble(
+                &dists,
+                &out,
+                &self.download_url,
+                notes.trim(),
+                &self.channel,
+            )
+        })?;
+        let github = self
+            .github_repo
+            .clone()
+            .or_else(|| std::env::var("GITHUB_REPOSITORY").ok());
         if self.dry_run {
+            for (_, name) in &assets {
+                eprintln!("xtask: would attach {name} to the GitHub release");
+            }
             for zip in &symbols {
                 eprintln!("xtask: would upload the symbols in {}", zip.display());
             }
@@ -177,10 +384,26 @@ impl flags::ReleasePublish {
         for zip in &symbols {
             crate::symbols::upload(sh, zip, &server, self.token_file.as_deref(), false)?;
         }
-        step::run(
-            &format!("publish {} to {server}", dists[0].manifest.version),
-            || post_release(sh, &server, self.token_file.as_deref(), &release),
-        )?;
+        step::run(&format!("publish {version} to {server}"), || {
+            post_release(sh, &server, self.token_file.as_deref(), &release)
+        })?;
+        match &github {
+            Some(repo) => {
+                let prerelease = semver::Version::parse(&version).is_ok_and(|v| !v.pre.is_empty());
+                github_release(
+                    sh,
+                    repo,
+                    &format!("v{version}"),
+                    notes.trim(),
+                    prerelease,
+                    &assets,
+                )?;
+            }
+            None => eprintln!(
+                "xtask: no GitHub repository (GITHUB_REPOSITORY or --github-repo), so no GitHub release; the assets are in {}",
+                out.display()
+            ),
+        }
         eprintln!(
             "xtask: {} {} published on {} ({} symbol file(s) uploaded)",
             dists[0].manifest.product,
