@@ -91,6 +91,22 @@ fn is_install_id(id: &str) -> bool {
     id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// The app's settings folder and its data folder, as Tauri names them for this platform.
+pub fn app_dirs<R: tauri::Runtime>(
+    app: &tauri::AppHandle<R>,
+) -> Result<(PathBuf, PathBuf), String> {
+    use tauri::Manager;
+    let config = app
+        .path()
+        .app_config_dir()
+        .map_err(|err| format!("find the settings folder: {err}"))?;
+    let data = app
+        .path()
+        .app_data_dir()
+        .map_err(|err| format!("find the data folder: {err}"))?;
+    Ok((config, data))
+}
+
 /// Writes `bytes` to a temporary file beside `file`, then renames it over `file`.
 pub(crate) fn replace_file(file: &Path, bytes: &[u8]) -> Result<(), String> {
     let dir = file

@@ -25,14 +25,7 @@ pub struct Telemetry {
 /// Starts crash capture and analytics. A crash handler that cannot start is reported and the
 /// app runs on without it.
 pub fn start<R: Runtime>(app: &AppHandle<R>, channel: &str) -> Result<(), String> {
-    let config_dir = app
-        .path()
-        .app_config_dir()
-        .map_err(|err| format!("find the settings folder: {err}"))?;
-    let data_dir = app
-        .path()
-        .app_data_dir()
-        .map_err(|err| format!("find the data folder: {err}"))?;
+    let (config_dir, data_dir) = crate::settings::app_dirs(app)?;
     let consent_file = config_dir.join("privacy.json");
     let consent = Consent::load(&consent_file);
     let server = privacy::server(app);

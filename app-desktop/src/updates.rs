@@ -75,14 +75,7 @@ pub fn plugin<R: Runtime>() -> tauri::plugin::TauriPlugin<R, tauri_plugin_update
 /// automatic installs on, an update found is installed and the app restarts into it. Returns
 /// the channel the app follows.
 pub fn start<R: Runtime>(app: &AppHandle<R>) -> Result<settings::Channel, String> {
-    let config_dir = app
-        .path()
-        .app_config_dir()
-        .map_err(|err| format!("find the settings folder: {err}"))?;
-    let data_dir = app
-        .path()
-        .app_data_dir()
-        .map_err(|err| format!("find the data folder: {err}"))?;
+    let (config_dir, data_dir) = crate::settings::app_dirs(app)?;
     let settings_file = config_dir.join("settings.json");
     let settings = Settings::load(&settings_file).unwrap_or_else(|err| {
         eprintln!("app-desktop: {err}; using the default settings");

@@ -174,7 +174,7 @@ fn main() {
 fn symbolication(binary: &std::path::Path, symbols: &std::path::Path, repeat: u32) {
     let xvfb = local_servers::Xvfb::start().expect("start Xvfb");
     let home = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(binary)
+    let child = std::process::Command::new(binary)
         .env("DISPLAY", xvfb.display())
         .env("WEBKIT_DISABLE_COMPOSITING_MODE", "1")
         .env("XDG_CONFIG_HOME", home.path().join("config"))
@@ -188,14 +188,7 @@ fn symbolication(binary: &std::path::Path, symbols: &std::path::Path, repeat: u3
         !xvfb.windows_titled(&title).unwrap_or_default().is_empty()
     })
     .expect("app-desktop shows its window");
-    let pid = child.id() as i32;
-    let mut dump = std::io::Cursor::new(Vec::new());
-    let written =
-        minidump_writer::minidump_writer::MinidumpWriterConfig::new(pid, pid).write(&mut dump);
-    let _ = child.kill();
-    let _ = child.wait();
-    written.expect("dump the running app-desktop");
-    let dump = dump.into_inner();
+    let dump = support::minidump_of(child);
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let symbolicator = app_web::crashes::symbolicate::Symbolicator::new(symbols.to_owned());

@@ -15,19 +15,12 @@ use support::update_server::{TOKEN, UpdateServer};
 
 /// A minidump of a real process: `sleep` from coreutils, dumped through ptrace while it waits.
 fn minidump_of_a_sleeping_process() -> Vec<u8> {
-    let mut child = std::process::Command::new("sleep")
+    let child = std::process::Command::new("sleep")
         .arg("60")
         .spawn()
         .expect("start sleep");
     std::thread::sleep(Duration::from_millis(300));
-    let pid = child.id() as i32;
-    let mut dump = std::io::Cursor::new(Vec::new());
-    let written =
-        minidump_writer::minidump_writer::MinidumpWriterConfig::new(pid, pid).write(&mut dump);
-    let _ = child.kill();
-    let _ = child.wait();
-    written.expect("minidump-writer dumps the sleeping process (needs ptrace: run as root)");
-    dump.into_inner()
+    support::minidump_of(child)
 }
 
 fn metadata(report_id: &str, version: &str, session: &str) -> Value {

@@ -11,7 +11,7 @@ mod support;
 use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -219,14 +219,7 @@ async fn crashes_and_events_reach_app_web_only_with_consent_and_are_symbolicated
 
     // One signed build with the test hooks. Only the secret key is given: without the public
     // key built in, the app's updater stays off and asks no server anything.
-    let keys = work.path().join("keys");
-    let made = xtask(
-        &["sign", "keygen", "--out", keys.to_str().unwrap()],
-        &[("TAURI_SIGNING_PRIVATE_KEY_PASSWORD", PASSWORD)],
-    );
-    assert_success(&made, "sign keygen");
-    let public_key = std::fs::read_to_string(keys.join("updater.key.pub")).unwrap();
-    let secret = keys.join("updater.key");
+    let (public_key, secret) = support::updater_keys(&work.path().join("keys"), PASSWORD);
     let out = work.path().join("bundle");
     let built = xtask(
         &[

@@ -9,7 +9,7 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use local_servers::Xvfb;
@@ -184,14 +184,7 @@ async fn the_desktop_app_updates_itself_from_the_update_server() {
     let downloads = serve_files(served.clone()).await;
 
     // A key pair; the public half is built into both bundles, the secret signs them.
-    let keys = work.path().join("keys");
-    let made = xtask(
-        &["sign", "keygen", "--out", keys.to_str().unwrap()],
-        &[("TAURI_SIGNING_PRIVATE_KEY_PASSWORD", PASSWORD)],
-    );
-    assert_success(&made, "sign keygen");
-    let public_key = std::fs::read_to_string(keys.join("updater.key.pub")).unwrap();
-    let secret_path = keys.join("updater.key");
+    let (public_key, secret_path) = support::updater_keys(&work.path().join("keys"), PASSWORD);
     let signing = [
         ("TAURI_SIGNING_PUBLIC_KEY", public_key.trim()),
         ("TAURI_SIGNING_PRIVATE_KEY", secret_path.to_str().unwrap()),

@@ -296,6 +296,33 @@ impl flags::ReleasePrepare {
     }
 }
 
+impl flags::ReleaseNotes {
+    pub fn run(self, _sh: &xshell::Shell) -> anyhow::Result<()> {
+        let root = root_of(self.directory);
+        let version = workspace_version(&root)?;
+        let tag = self
+            .tag
+            .or_else(|| std::env::var("GITHUB_REF_NAME").ok())
+            .unwrap_or_else(|| format!("v{version}"));
+        anyhow::ensure!(
+            tag == format!("v{version}"),
+            "the tag {tag} does not match the workspace version {version}: tag the commit `release prepare` made"
+        );
+        let kind = git(&root, &["cat-file", "-t", &tag])
+            .with_context(|| format!("there is no tag {tag}"))?;
+        anyhow::ensure!(
+            kind.trim() == "tag",
+            "{tag} is a lightweight tag; `release prepare` makes an annotated one holding the notes"
+        );
+        let notes = git(&root, &["tag", "--list", "--format=%(contents)", &tag])?;
+        match self.out {
+            Some(out) => crate::atomic_file::write(&out, notes.trim().as_bytes(), 0o644)?,
+            None => println!("{}", notes.trim()),
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -341,32 +368,5 @@ mod tests {
         let config = cliff_config(&path::project_root()).unwrap();
         assert!(config.git.conventional_commits);
         assert_eq!(config.bump.features_always_bump_minor, Some(false));
-    }
-}
-
-impl flags::ReleaseNotes {
-    pub fn run(self, _sh: &xshell::Shell) -> anyhow::Result<()> {
-        let root = root_of(self.directory);
-        let version = workspace_version(&root)?;
-        let tag = self
-            .tag
-            .or_else(|| std::env::var("GITHUB_REF_NAME").ok())
-            .unwrap_or_else(|| format!("v{version}"));
-        anyhow::ensure!(
-            tag == format!("v{version}"),
-            "the tag {tag} does not match the workspace version {version}: tag the commit `release prepare` made"
-        );
-        let kind = git(&root, &["cat-file", "-t", &tag])
-            .with_context(|| format!("there is no tag {tag}"))?;
-        anyhow::ensure!(
-            kind.trim() == "tag",
-            "{tag} is a lightweight tag; `release prepare` makes an annotated one holding the notes"
-        );
-        let notes = git(&root, &["tag", "--list", "--format=%(contents)", &tag])?;
-        match self.out {
-            Some(out) => crate::atomic_file::write(&out, notes.trim().as_bytes(), 0o644)?,
-            None => println!("{}", notes.trim()),
-        }
-        Ok(())
     }
 }

@@ -264,3 +264,29 @@ pub fn xtask(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
         .output()
         .expect("run cargo xtask")
 }
+
+/// A minidump of the running process `child`, written by minidump-writer through ptrace (the
+/// tests run as root); the process is killed afterwards either way.
+#[cfg(target_os = "linux")]
+pub fn minidump_of(mut child: Child) -> Vec<u8> {
+    let pid = child.id() as i32;
+    let mut dump = std::io::Cursor::new(Vec::new());
+    let written =
+        minidump_writer::minidump_writer::MinidumpWriterConfig::new(pid, pid).write(&mut dump);
+    let _ = child.kill();
+    let _ = child.wait();
+    written.expect("minidump-writer dumps the process (it needs ptrace: run as root)");
+    dump.into_inner()
+}
+
+/// A new updater key pair in `dir` (made by `cargo xtask sign keygen` with `password`): the
+/// public key's text and the secret key's path.
+pub fn updater_keys(dir: &std::path::Path, password: &str) -> (String, std::path::PathBuf) {
+    let made = xtask(
+        &["sign", "keygen", "--out", dir.to_str().unwrap()],
+        &[("TAURI_SIGNING_PRIVATE_KEY_PASSWORD", password)],
+    );
+    assert_success(&made, "sign keygen");
+    let public_key = std::fs::read_to_string(dir.join("updater.key.pub")).unwrap();
+    (public_key.trim().to_owned(), dir.join("updater.key"))
+}

@@ -35,7 +35,7 @@ pub struct UpdateManifest {
 }
 
 /// The updater's `{os}-{arch}` for a target triple.
-fn os_arch(triple: &str) -> anyhow::Result<String> {
+pub fn os_arch(triple: &str) -> anyhow::Result<String> {
     let arch = triple.split('-').next().unwrap_or("");
     let os = if triple.contains("-linux-") {
         "linux"

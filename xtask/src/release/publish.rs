@@ -28,16 +28,10 @@ struct Dist {
 
 /// The update server's `{target}`, `{arch}` and bundle type of a bundle.
 fn platform(triple: &str, kind: ArtifactKind) -> anyhow::Result<(String, String, String)> {
-    let os = if triple.contains("-linux-") {
-        "linux"
-    } else if triple.contains("-windows-") {
-        "windows"
-    } else if triple.contains("-apple-darwin") {
-        "darwin"
-    } else {
-        anyhow::bail!("the update server knows no platform for {triple}")
-    };
-    let arch = triple.split('-').next().unwrap_or_default();
+    let os_arch = crate::dist::updater_manifest::os_arch(triple)?;
+    let (os, arch) = os_arch
+        .split_once('-')
+        .context("the updater's platform has no architecture")?;
     let bundle_type = match kind {
         ArtifactKind::Deb => "deb",
         ArtifactKind::Rpm => "rpm",
