@@ -493,10 +493,12 @@ pub struct ReleaseNotes {
     pub directory: Option<PathBuf>,
 }
 
-/// Check the dist folders of a release (one per build job) and publish it to app-web: every
-/// checksum and updater signature checked, the Breakpad symbols uploaded to the symbol store,
-/// the release and its bundles published to the update server. Running it again after a
-/// partial failure finishes the job without duplicating anything
+/// Check the dist folders of a release (one per build job) and publish it: every checksum and
+/// updater signature checked, the assets gathered (one manifest, one signed SHA256SUMS,
+/// latest.json per channel), the Breakpad symbols uploaded to app-web's symbol store, the
+/// release published to the update server, and in GitHub Actions the GitHub release made with
+/// every asset. Running it again after a partial failure finishes the job without duplicating
+/// anything
 #[derive(Debug, Args)]
 pub struct ReleasePublish {
     /// The dist folders of the release's build jobs
