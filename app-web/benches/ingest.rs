@@ -174,21 +174,12 @@ fn main() {
 fn symbolication(binary: &std::path::Path, symbols: &std::path::Path, repeat: u32) {
     let xvfb = local_servers::Xvfb::start().expect("start Xvfb");
     let home = tempfile::tempdir().unwrap();
-    let child = std::process::Command::new(binary)
-        .env("DISPLAY", xvfb.display())
-        .env("WEBKIT_DISABLE_COMPOSITING_MODE", "1")
-        .env("XDG_CONFIG_HOME", home.path().join("config"))
-        .env("XDG_DATA_HOME", home.path().join("data"))
-        .env("XDG_CACHE_HOME", home.path().join("cache"))
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start app-desktop");
+    let mut app = support::DesktopRun::start(binary, &xvfb, home.path(), &[]);
     let title = format!("App {}", env!("CARGO_PKG_VERSION"));
-    local_servers::wait_for(Duration::from_secs(60), "app-desktop's window", || {
+    app.wait(Duration::from_secs(60), "app-desktop's window", || {
         !xvfb.windows_titled(&title).unwrap_or_default().is_empty()
-    })
-    .expect("app-desktop shows its window");
-    let dump = support::minidump_of(child);
+    });
+    let dump = support::minidump_of(&mut app.child);
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let symbolicator = app_web::crashes::symbolicate::Symbolicator::new(symbols.to_owned());

@@ -15,12 +15,12 @@ use support::update_server::{TOKEN, UpdateServer};
 
 /// A minidump of a real process: `sleep` from coreutils, dumped through ptrace while it waits.
 fn minidump_of_a_sleeping_process() -> Vec<u8> {
-    let child = std::process::Command::new("sleep")
+    let mut child = std::process::Command::new("sleep")
         .arg("60")
         .spawn()
         .expect("start sleep");
     std::thread::sleep(Duration::from_millis(300));
-    support::minidump_of(child)
+    support::minidump_of(&mut child)
 }
 
 fn metadata(report_id: &str, version: &str, session: &str) -> Value {

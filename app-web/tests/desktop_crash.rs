@@ -11,7 +11,7 @@ mod support;
 use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ use local_servers::Xvfb;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::update_server::{TOKEN, UpdateServer};
-use support::{assert_success, xtask};
+use support::{DesktopRun, assert_success, xtask};
 
 const IDENTIFIER: &str = "dev.app-project.desktop";
 
@@ -71,68 +71,26 @@ impl Capture {
     }
 }
 
-/// One run of the app under Xvfb with its own folders, its log in a file; killed on drop.
-struct Run {
-    child: Child,
-    log: PathBuf,
+/// The app under test, talking to loopback past any proxy.
+fn start_app(binary: &Path, xvfb: &Xvfb, home: &Path, env: &[(&str, &str)]) -> DesktopRun {
+    let mut env = env.to_vec();
+    env.push(("NO_PROXY", "127.0.0.1"));
+    DesktopRun::start(binary, xvfb, home, &env)
 }
 
-impl Run {
-    fn start(binary: &Path, xvfb: &Xvfb, home: &Path, env: &[(&str, &str)]) -> Self {
-        std::fs::create_dir_all(home).unwrap();
-        let log = home.join(format!(
-            "app-{}.log",
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        let child = Command::new(binary)
-            .env("DISPLAY", xvfb.display())
-            .env("WEBKIT_DISABLE_COMPOSITING_MODE", "1")
-            .env("XDG_CONFIG_HOME", home.join("config"))
-            .env("XDG_DATA_HOME", home.join("data"))
-            .env("XDG_CACHE_HOME", home.join("cache"))
-            .env("NO_PROXY", "127.0.0.1")
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start app-desktop");
-        Self { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn wait(&self, limit: Duration, what: &str, ready: impl FnMut() -> bool) {
-        if let Err(err) = local_servers::wait_for(limit, what, ready) {
-            panic!("{err}; the app's log:\n{}", self.log());
+/// Waits for the app to end (a crash ends it) and for its monitor to finish.
+fn wait_for_exit(run: &mut DesktopRun, limit: Duration) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = run.child.try_wait().unwrap() {
+            return status;
         }
-    }
-
-    /// Waits for the app to end (a crash ends it) and for its monitor to finish.
-    fn wait_for_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
-        let deadline = std::time::Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the app did not end; its log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Run {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the app did not end; its log:\n{}",
+            run.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -362,7 +320,7 @@ async fn crashes_and_events_reach_app_web_only_with_consent_and_are_symbolicated
 
     // No answer yet to the consent question: nothing leaves the app, even with a crash.
     {
-        let run = Run::start(
+        let run = start_app(
             &binary,
             &xvfb,
             &home,
@@ -375,7 +333,7 @@ async fn crashes_and_events_reach_app_web_only_with_consent_and_are_symbolicated
         std::thread::sleep(Duration::from_secs(3));
     }
     {
-        let mut run = Run::start(
+        let mut run = start_app(
             &binary,
             &xvfb,
             &home,
@@ -384,7 +342,7 @@ async fn crashes_and_events_reach_app_web_only_with_consent_and_are_symbolicated
                 ("APP_DESKTOP_TEST_CRASH", "segfault"),
             ],
         );
-        let status = run.wait_for_exit(Duration::from_secs(90));
+        let status = wait_for_exit(&mut run, Duration::from_secs(90));
         assert!(!status.success(), "the app crashed: {status}");
         run.wait(Duration::from_secs(30), "the report saved", || {
             run.log().contains("crash report") && run.log().contains("saved")
@@ -406,7 +364,7 @@ async fn crashes_and_events_reach_app_web_only_with_consent_and_are_symbolicated
     // Consent given: the queued report goes out at the next start, with the events.
     write_consent(&home, true, true);
     {
-        let run = Run::start(
+        let run = start_app(
             &binary,
             &xvfb,
             &home,
@@ -458,7 +416,7 @@ async fn crashes_and_events_reach_app_web_only_with_consent_and_are_symbolicated
 
     // A panic, with consent: the monitor sends it with its message.
     {
-        let mut run = Run::start(
+        let mut run = start_app(
             &binary,
             &xvfb,
             &home,
@@ -467,7 +425,7 @@ async fn crashes_and_events_reach_app_web_only_with_consent_and_are_symbolicated
                 ("APP_DESKTOP_TEST_CRASH", "panic"),
             ],
         );
-        run.wait_for_exit(Duration::from_secs(90));
+        wait_for_exit(&mut run, Duration::from_secs(90));
         let reports = processed_reports(&server, 2, &run.log()).await;
         let panic = reports
             .iter()

@@ -9,14 +9,14 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use local_servers::Xvfb;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::update_server::UpdateServer;
-use support::{assert_success, xtask};
+use support::{DesktopRun, assert_success, xtask};
 
 /// The version the second bundle is built at; the first is the workspace's.
 const NEXT: &str = "0.2.0";
@@ -83,50 +83,29 @@ async fn serve_files(dir: PathBuf) -> std::net::SocketAddr {
     address
 }
 
-/// One run of the installed app under Xvfb with its own settings and data folders, stderr to a
-/// file; the app and whatever it restarted into are killed on drop.
+/// One run of the installed app under Xvfb with its own folders (see [`DesktopRun`]); the app
+/// and whatever it restarted into are killed on drop.
 struct Launch<'a> {
     xvfb: &'a Xvfb,
-    child: Child,
-    log: PathBuf,
+    run: DesktopRun,
 }
 
 impl<'a> Launch<'a> {
     fn start(xvfb: &'a Xvfb, home: &Path) -> Self {
-        let log = home.join(format!(
-            "app-desktop-{}.log",
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        let child = Command::new(format!("/usr/bin/{PACKAGE}"))
-            .env("DISPLAY", xvfb.display())
-            .env("WEBKIT_DISABLE_COMPOSITING_MODE", "1")
-            .env("XDG_CONFIG_HOME", home.join("config"))
-            .env("XDG_DATA_HOME", home.join("data"))
-            .env("XDG_CACHE_HOME", home.join("cache"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start the installed app-desktop");
-        Self { xvfb, child, log }
+        let binary = PathBuf::from(format!("/usr/bin/{PACKAGE}"));
+        Self {
+            xvfb,
+            run: DesktopRun::start(&binary, xvfb, home, &[]),
+        }
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits until `ready` holds, failing with the app's log after `limit`.
-    fn wait(&self, limit: Duration, what: &str, ready: impl FnMut() -> bool) {
-        if let Err(err) = local_servers::wait_for(limit, what, ready) {
-            panic!("{err}; the app's log:\n{}", self.log());
-        }
+        self.run.log()
     }
 
     /// Waits until the app's log holds `line`.
     fn wait_for_log(&self, line: &str, limit: Duration) {
-        self.wait(limit, &format!("the log line {line:?}"), || {
+        self.run.wait(limit, &format!("the log line {line:?}"), || {
             self.log().contains(line)
         });
     }
@@ -134,16 +113,17 @@ impl<'a> Launch<'a> {
     /// Waits for a window titled "App <version>", which app.js sets once Tauri has answered.
     fn wait_for_version(&self, version: &str, limit: Duration) {
         let title = format!("App {version}");
-        self.wait(limit, &format!("a window titled {title:?}"), || {
-            !self.xvfb.windows_titled(&title).unwrap().is_empty()
-        });
+        self.run
+            .wait(limit, &format!("a window titled {title:?}"), || {
+                !self.xvfb.windows_titled(&title).unwrap().is_empty()
+            });
     }
 }
 
 impl Drop for Launch<'_> {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.run.child.kill();
+        let _ = self.run.child.wait();
         // A restarted app is a new process: find it by its window.
         for version in [env!("CARGO_PKG_VERSION"), NEXT] {
             for window in self

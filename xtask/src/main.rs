@@ -10,6 +10,7 @@ mod dist;
 mod docker;
 mod flags;
 mod fuzz;
+mod http;
 mod icons;
 mod lint;
 mod nginx;

@@ -9,9 +9,25 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde_json::Value;
-use xshell::{Shell, cmd};
+use xshell::Shell;
 
+use crate::http::{Body, Client};
 use crate::{flags, step};
+
+/// A client for the smoke checks: loopback and test hosts directly, `cacert` trusted and
+/// `resolve` entries (curl's `HOST:PORT:ADDRESS`) applied when given.
+pub fn client<'a>(sh: &'a Shell, cacert: Option<&Path>, resolve: &[String]) -> Client<'a> {
+    let mut options = Vec::new();
+    if let Some(cacert) = cacert {
+        options.push("--cacert".to_owned());
+        options.push(cacert.display().to_string());
+    }
+    for entry in resolve {
+        options.push("--resolve".to_owned());
+        options.push(entry.clone());
+    }
+    Client::new(sh, 10).without_proxy().with_options(options)
+}
 
 /// The headers nginx's `snippets/security-headers.conf` sets on every answer.
 pub const SECURITY_HEADERS: &[&str] = &[
@@ -23,89 +39,6 @@ pub const SECURITY_HEADERS: &[&str] = &[
     "cross-origin-opener-policy",
     "x-frame-options",
 ];
-
-/// One answer: its status, headers (names in lower case) and body.
-pub struct Answer {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: String,
-}
-
-impl Answer {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-    }
-}
-
-/// curl with the options every request of a check shares.
-pub struct Client<'a> {
-    sh: &'a Shell,
-    options: Vec<String>,
-}
-
-impl<'a> Client<'a> {
-    pub fn new(sh: &'a Shell, cacert: Option<&Path>, resolve: &[String]) -> Self {
-        let mut options = Vec::new();
-        if let Some(cacert) = cacert {
-            options.push("--cacert".to_owned());
-            options.push(cacert.display().to_string());
-        }
-        for entry in resolve {
-            options.push("--resolve".to_owned());
-            options.push(entry.clone());
-        }
-        Self { sh, options }
-    }
-
-    /// A request; a JSON `body` makes it a JSON request. Transport failures are errors, HTTP
-    /// errors are answers.
-    pub fn request(&self, method: &str, url: &str, json: Option<&str>) -> anyhow::Result<Answer> {
-        self.request_with(method, url, json, &[])
-    }
-
-    fn request_with(
-        &self,
-        method: &str,
-        url: &str,
-        json: Option<&str>,
-        extra: &[&str],
-    ) -> anyhow::Result<Answer> {
-        let data: Vec<String> = match json {
-            Some(body) => vec![
-                "--header".into(),
-                "content-type: application/json".into(),
-                "--data".into(),
-                body.into(),
-            ],
-            None => Vec::new(),
-        };
-        let options = &self.options;
-        let write_out = "\n%{http_code}";
-        let output = step::captured(cmd!(
-            self.sh,
-            "curl --silent --show-error --noproxy * --max-time 10 --dump-header - --request {method} {options...} {extra...} {data...} --write-out {write_out} {url}"
-        ))
-        .with_context(|| format!("{method} {url}"))?;
-        let (rest, status) = output
-            .rsplit_once('\n')
-            .context("curl printed no status line")?;
-        let (head, body) = rest.split_once("\r\n\r\n").unwrap_or((rest, ""));
-        let headers = head
-            .lines()
-            .skip(1)
-            .filter_map(|line| line.split_once(':'))
-            .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
-            .collect();
-        Ok(Answer {
-            status: status.trim().parse().context("curl printed no status")?,
-            headers,
-            body: body.to_owned(),
-        })
-    }
-}
 
 /// A note created, read back and deleted through the API.
 pub fn check_notes(client: &Client<'_>, base: &str) -> anyhow::Result<()> {
@@ -153,7 +86,7 @@ impl flags::Smoke {
             "--url {base:?} must be an http:// or https:// URL"
         );
         let cacert = existing(self.cacert)?;
-        let client = Client::new(sh, cacert.as_deref(), &self.resolve);
+        let client = client(sh, cacert.as_deref(), &self.resolve);
         step::run("readiness", || {
             let answer = client.request("GET", &format!("{base}/readyz"), None)?;
             let body: Value = serde_json::from_str(&answer.body).unwrap_or(Value::Null);
@@ -181,10 +114,10 @@ impl flags::Smoke {
         if https {
             step::run("TLS 1.2 or newer, certificate valid", || {
                 // The earlier requests already verified the certificate; TLS 1.1 must fail.
-                let old = client.request_with(
+                let old = client.send(
                     "GET",
                     &format!("{base}/healthz"),
-                    None,
+                    Body::None,
                     &["--tlsv1.0", "--tls-max", "1.1"],
                 );
                 anyhow::ensure!(old.is_err(), "the site accepted a TLS 1.1 connection");

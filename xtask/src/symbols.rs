@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use xshell::{Shell, cmd};
+use xshell::Shell;
 
 use crate::{flags, step};
 
@@ -66,7 +66,7 @@ fn dump_into(_sh: &Shell, binaries: &[PathBuf], out: &Path) -> anyhow::Result<()
 
 #[cfg(not(feature = "bundler"))]
 fn dump_into(sh: &Shell, binaries: &[PathBuf], out: &Path) -> anyhow::Result<()> {
-    step::quiet(cmd!(
+    step::quiet(xshell::cmd!(
         sh,
         "cargo run --locked --package xtask --features bundler -- symbols dump --out {out} {binaries...}"
     ))
@@ -247,11 +247,12 @@ pub fn upload(
     }
     let scratch = tempfile::tempdir()?;
     let headers = token_header_file(scratch.path(), token_file)?;
-    let header_arg = format!("@{}", headers.display());
+    let client = crate::http::Client::new(sh, 600)
+        .without_proxy()
+        .with_headers_file(&headers);
     for file in &files {
         let body = scratch.path().join("body.sym");
         std::fs::File::create(&body)?.write_all(&file.bytes)?;
-        let body_arg = format!("@{}", body.display());
         let url = format!(
             "{server}/api/admin/symbols/{}/{}",
             file.debug_file, file.debug_id
@@ -259,13 +260,21 @@ pub fn upload(
         step::run(
             &format!("upload symbols of {} {}", file.debug_file, file.debug_id),
             || {
-                let answer = step::captured(cmd!(
-                    sh,
-                    "curl --silent --show-error --fail-with-body --noproxy * --max-time 600 --request PUT --header {header_arg} --header content-type:text/plain --data-binary {body_arg} {url}"
-                ))
-                .with_context(|| format!("app-web refused the symbols for {}", file.debug_file))?;
+                let answer = client.send(
+                    "PUT",
+                    &url,
+                    crate::http::Body::File(&body, "text/plain"),
+                    &[],
+                )?;
+                anyhow::ensure!(
+                    answer.is_success(),
+                    "app-web refused the symbols for {} ({}): {}",
+                    file.debug_file,
+                    answer.status,
+                    answer.body
+                );
                 if step::is_verbose() {
-                    eprintln!("{answer}");
+                    eprintln!("{}", answer.body);
                 }
                 Ok(())
             },

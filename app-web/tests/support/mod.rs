@@ -268,7 +268,7 @@ pub fn xtask(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
 /// A minidump of the running process `child`, written by minidump-writer through ptrace (the
 /// tests run as root); the process is killed afterwards either way.
 #[cfg(target_os = "linux")]
-pub fn minidump_of(mut child: Child) -> Vec<u8> {
+pub fn minidump_of(child: &mut Child) -> Vec<u8> {
     let pid = child.id() as i32;
     let mut dump = std::io::Cursor::new(Vec::new());
     let written =
@@ -289,4 +289,60 @@ pub fn updater_keys(dir: &std::path::Path, password: &str) -> (String, std::path
     assert_success(&made, "sign keygen");
     let public_key = std::fs::read_to_string(dir.join("updater.key.pub")).unwrap();
     (public_key.trim().to_owned(), dir.join("updater.key"))
+}
+
+/// One run of app-desktop under Xvfb with its own settings, data and cache folders under
+/// `home`, `env` on top, and stderr in a log file there; killed on drop.
+pub struct DesktopRun {
+    pub child: Child,
+    log: std::path::PathBuf,
+}
+
+impl DesktopRun {
+    pub fn start(
+        binary: &std::path::Path,
+        xvfb: &local_servers::Xvfb,
+        home: &std::path::Path,
+        env: &[(&str, &str)],
+    ) -> Self {
+        std::fs::create_dir_all(home).unwrap();
+        let log = home.join(format!(
+            "app-desktop-{}.log",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        let child = Command::new(binary)
+            .env("DISPLAY", xvfb.display())
+            .env("WEBKIT_DISABLE_COMPOSITING_MODE", "1")
+            .env("XDG_CONFIG_HOME", home.join("config"))
+            .env("XDG_DATA_HOME", home.join("data"))
+            .env("XDG_CACHE_HOME", home.join("cache"))
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap_or_else(|err| panic!("start {}: {err}", binary.display()));
+        Self { child, log }
+    }
+
+    /// What the app wrote to stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until `ready` holds, failing with the app's log after `limit`.
+    pub fn wait(&self, limit: std::time::Duration, what: &str, ready: impl FnMut() -> bool) {
+        if let Err(err) = local_servers::wait_for(limit, what, ready) {
+            panic!("{err}; the app's log:\n{}", self.log());
+        }
+    }
+}
+
+impl Drop for DesktopRun {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

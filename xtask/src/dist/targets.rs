@@ -30,10 +30,21 @@ impl ArtifactKind {
     /// Whether the updater installs this bundle, which must therefore carry its signature
     /// (the disk image is for first installs only).
     pub fn is_updater_bundle(self) -> bool {
-        !matches!(
-            self,
-            ArtifactKind::ServerArchive | ArtifactKind::Dmg | ArtifactKind::Symbols
-        )
+        self.updater_bundle_type().is_some()
+    }
+
+    /// The bundle type the updater reports for an installed bundle of this kind (its
+    /// `{{bundle_type}}`, and the suffix of its platform keys), None for what it never installs.
+    pub fn updater_bundle_type(self) -> Option<&'static str> {
+        match self {
+            ArtifactKind::Deb => Some("deb"),
+            ArtifactKind::Rpm => Some("rpm"),
+            ArtifactKind::AppImage => Some("appimage"),
+            ArtifactKind::Msi => Some("msi"),
+            ArtifactKind::Nsis => Some("nsis"),
+            ArtifactKind::App => Some("app"),
+            ArtifactKind::ServerArchive | ArtifactKind::Dmg | ArtifactKind::Symbols => None,
+        }
     }
 
     /// The name `bundle-desktop --kind` takes, which is also the manifest's.

@@ -56,15 +56,18 @@ pub fn os_arch(triple: &str) -> anyhow::Result<String> {
 /// The keys a bundle is listed under.
 fn platform_keys(triple: &str, kind: ArtifactKind) -> anyhow::Result<Vec<String>> {
     let base = os_arch(triple)?;
-    Ok(match kind {
-        ArtifactKind::Deb => vec![format!("{base}-deb")],
-        ArtifactKind::Rpm => vec![format!("{base}-rpm")],
-        ArtifactKind::AppImage => vec![format!("{base}-appimage"), base],
-        ArtifactKind::Msi => vec![format!("{base}-msi")],
-        ArtifactKind::Nsis => vec![format!("{base}-nsis"), base],
-        ArtifactKind::App => vec![format!("{base}-app"), base],
-        ArtifactKind::ServerArchive | ArtifactKind::Dmg | ArtifactKind::Symbols => Vec::new(),
-    })
+    let Some(bundle_type) = kind.updater_bundle_type() else {
+        return Ok(Vec::new());
+    };
+    let mut keys = vec![format!("{base}-{bundle_type}")];
+    // The bundle the updater falls back to when it cannot tell which one is installed.
+    if matches!(
+        kind,
+        ArtifactKind::AppImage | ArtifactKind::Nsis | ArtifactKind::App
+    ) {
+        keys.push(base);
+    }
+    Ok(keys)
 }
 
 /// The fragment for the signed bundles of `dist`, to be downloaded from `base_url`.

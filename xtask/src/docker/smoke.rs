@@ -107,7 +107,7 @@ pub fn smoke(sh: &Shell, image: &str) -> anyhow::Result<()> {
         .trim()
         .to_owned();
     let base = format!("http://{address}");
-    let client = crate::smoke::Client::new(sh, None, &[]);
+    let client = crate::smoke::client(sh, None, &[]);
 
     let ready = step::run("wait for /readyz", || {
         wait(Duration::from_secs(60), "app-web to report ready", || {

@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use xshell::{Shell, cmd};
+use xshell::Shell;
 
 use crate::dist::manifest::Manifest;
 use crate::dist::targets::ArtifactKind;
@@ -32,15 +32,9 @@ fn platform(triple: &str, kind: ArtifactKind) -> anyhow::Result<(String, String,
     let (os, arch) = os_arch
         .split_once('-')
         .context("the updater's platform has no architecture")?;
-    let bundle_type = match kind {
-        ArtifactKind::Deb => "deb",
-        ArtifactKind::Rpm => "rpm",
-        ArtifactKind::AppImage => "appimage",
-        ArtifactKind::Msi => "msi",
-        ArtifactKind::Nsis => "nsis",
-        ArtifactKind::App => "app",
-        other => anyhow::bail!("{other} is not a bundle the updater installs"),
-    };
+    let bundle_type = kind
+        .updater_bundle_type()
+        .with_context(|| format!("{kind} is not a bundle the updater installs"))?;
     Ok((os.to_owned(), arch.to_owned(), bundle_type.to_owned()))
 }
 
@@ -217,19 +211,14 @@ fn github_release(
         .as_bytes(),
         0o600,
     )?;
-    let header_arg = format!("@{}", headers.display());
+    let client = crate::http::Client::new(sh, 600).with_headers_file(&headers);
     let call = |method: &str, url: &str, body: Option<&Path>, content_type: &str| {
-        let data: Vec<String> = match body {
-            Some(file) => vec!["--data-binary".into(), format!("@{}", file.display())],
-            None => Vec::new(),
+        let body = match body {
+            Some(file) => crate::http::Body::File(file, content_type),
+            None => crate::http::Body::None,
         };
-        let write_out = "\n%{http_code}";
-        let answer = step::captured(cmd!(
-            sh,
-            "curl --silent --show-error --max-time 600 --request {method} --header {header_arg} --header content-type:{content_type} {data...} --write-out {write_out} {url}"
-        ))?;
-        let (text, status) = answer.rsplit_once('\n').unwrap_or(("", &answer));
-        anyhow::Ok((status.trim().parse::<u16>().unwrap_or(0), text.to_owned()))
+        let answer = client.send(method, url, body, &[])?;
+        anyhow::Ok((answer.status, answer.body))
     };
     let (status, text) = call(
         "GET",
@@ -419,20 +408,20 @@ fn post_release(
 ) -> anyhow::Result<()> {
     let scratch = tempfile::tempdir()?;
     let headers = crate::symbols::token_header_file(scratch.path(), token_file)?;
-    let header_arg = format!("@{}", headers.display());
     let body = scratch.path().join("release.json");
     std::fs::write(&body, release.to_string())?;
-    let body_arg = format!("@{}", body.display());
-    let url = format!("{server}/api/admin/releases");
-    let write_out = "\n%{http_code}";
-    let answer = step::captured(cmd!(
-        sh,
-        "curl --silent --show-error --noproxy * --max-time 60 --header {header_arg} --header content-type:application/json --data-binary {body_arg} --write-out {write_out} {url}"
-    ))?;
-    let (text, status) = answer.rsplit_once('\n').unwrap_or(("", &answer));
-    match status.trim() {
-        "201" | "200" => Ok(()),
-        other => anyhow::bail!("the update server answered {other}: {text}"),
+    let answer = crate::http::Client::new(sh, 60)
+        .without_proxy()
+        .with_headers_file(&headers)
+        .send(
+            "POST",
+            &format!("{server}/api/admin/releases"),
+            crate::http::Body::File(&body, "application/json"),
+            &[],
+        )?;
+    match answer.status {
+        201 | 200 => Ok(()),
+        other => anyhow::bail!("the update server answered {other}: {}", answer.body),
     }
 }
 

@@ -148,19 +148,24 @@ fn run_step_problem(script: &str) -> Option<String> {
     }
 }
 
-#[test]
-fn every_run_step_calls_a_known_xtask_command() {
+/// Fails naming every step of every workflow whose `key` (`run`, `uses`) `rule` refuses.
+fn assert_steps_follow(key: &str, rule: fn(&str) -> Option<String>) {
     let mut problems = Vec::new();
     for file in workflow_files() {
         for (job, step) in steps(&load(&file)) {
-            if let Some(script) = step["run"].as_str()
-                && let Some(problem) = run_step_problem(script)
+            if let Some(value) = step[key].as_str()
+                && let Some(problem) = rule(value)
             {
                 problems.push(format!("{} job {job}: {problem}", file.display()));
             }
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn every_run_step_calls_a_known_xtask_command() {
+    assert_steps_follow("run", run_step_problem);
 }
 
 #[test]
@@ -193,17 +198,7 @@ fn uses_problem(reference: &str) -> Option<String> {
 
 #[test]
 fn every_action_is_pinned_to_a_commit() {
-    let mut problems = Vec::new();
-    for file in workflow_files() {
-        for (job, step) in steps(&load(&file)) {
-            if let Some(reference) = step["uses"].as_str()
-                && let Some(problem) = uses_problem(reference)
-            {
-                problems.push(format!("{} job {job}: {problem}", file.display()));
-            }
-        }
-    }
-    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert_steps_follow("uses", uses_problem);
     assert!(uses_problem("actions/checkout@v7").is_some());
     assert!(uses_problem("actions/checkout@main").is_some());
 }
