@@ -56,8 +56,9 @@ fn multipart(parts: &[(&str, &[u8])]) -> (String, Vec<u8>) {
 }
 
 async fn upload(server: &UpdateServer, content_type: &str, body: Vec<u8>) -> (StatusCode, Value) {
-    let answer = server
-        .client
+    // A client of its own for each upload: the server may close the connection of a refused
+    // upload before reading its whole body, and a pooled connection must not be reused after.
+    let answer = support::http_client()
         .post(server.app.url("/api/crashes"))
         .header("content-type", content_type)
         .body(body)
