@@ -5,11 +5,17 @@ use std::time::Instant;
 use anyhow::Context;
 use xshell::Shell;
 
-use crate::{dist, flags, setup, step};
+use crate::{dist, flags, path, setup, step};
+
+/// What a whole run writes on a fresh clone, measured: about 10 GiB of build output under
+/// `target/`, plus images, containers and temporary databases. Below this, a run would stop
+/// half-way with "No space left on device" from whichever compiler or server hit the wall.
+const NEEDED_FREE_BYTES: u64 = 16 << 30;
 
 impl flags::Ci {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
         let started = Instant::now();
+        step::run("disk space", check_free_space)?;
         step::run("setup", || setup::install_missing(sh, !self.no_install))?;
         step::run("lint", || flags::Lint {}.run(sh))?;
         step::run("test", || flags::Test {}.run(sh))?;
@@ -35,4 +41,35 @@ impl flags::Ci {
         );
         Ok(())
     }
+}
+
+/// Fails before any work when the disk that holds `target/` is too full for a run to finish.
+fn check_free_space() -> anyhow::Result<()> {
+    let target = path::target_dir();
+    // The target folder may not exist yet on a fresh clone; its disk is the workspace's.
+    let probe = if target.exists() {
+        target
+    } else {
+        path::project_root()
+    };
+    let free = fs4::available_space(&probe)
+        .with_context(|| format!("read the free space on the disk of {}", probe.display()))?;
+    eprintln!(
+        "xtask: {} free on the disk of {}",
+        gib(free),
+        probe.display()
+    );
+    anyhow::ensure!(
+        free >= NEEDED_FREE_BYTES,
+        "only {} free on the disk of {}, and a full run needs about {}: free some with \
+         `cargo clean` in old checkouts or `docker system prune`, then run again",
+        gib(free),
+        probe.display(),
+        gib(NEEDED_FREE_BYTES)
+    );
+    Ok(())
+}
+
+fn gib(bytes: u64) -> String {
+    format!("{:.1} GiB", bytes as f64 / f64::from(1u32 << 30))
 }

@@ -60,8 +60,8 @@ pub struct Lint {}
 #[derive(Debug, Args)]
 pub struct Test {}
 
-/// What CI runs: setup, lint, test, the fuzz target for a minute, then a dist build into a
-/// temporary folder that is verified
+/// What CI runs: a free disk space check, setup, lint, test, the fuzz target for a minute, then
+/// a dist build into a temporary folder that is verified
 #[derive(Debug, Args)]
 pub struct Ci {
     /// Report missing system packages instead of installing them

@@ -192,10 +192,14 @@ fn a_failing_version_is_rolled_back_and_the_history_shows_both() {
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dist.join("dist-manifest.json")).unwrap())
             .unwrap();
-    let commit_tag = format!(
-        "{repository}:{}",
-        &manifest["commit"].as_str().unwrap()[..12]
-    );
+    // As `docker build` tags it: the short commit, with its `-dirty` mark when there is one.
+    let commit = manifest["commit"].as_str().unwrap();
+    let dirty = if commit.ends_with("-dirty") {
+        "-dirty"
+    } else {
+        ""
+    };
+    let commit_tag = format!("{repository}:{}{dirty}", &commit[..12]);
     let _images = Images(vec![good.clone(), broken.clone(), commit_tag]);
     build_image(&dist, &repository);
     // Version B: the same binary with a health check that can never pass.
