@@ -125,7 +125,8 @@ impl SymbolStore {
     }
 }
 
-/// Writes `bytes` to a temporary file beside `path`, syncs it and renames it over `path`.
+/// Writes `bytes` to a temporary file beside `path`, syncs it, renames it over `path` and syncs
+/// the folder, so after a power cut `path` holds the old or the new contents, whole.
 pub fn write_replacing(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let dir = path
         .parent()
@@ -135,6 +136,7 @@ pub fn write_replacing(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     file.write_all(bytes)?;
     file.as_file().sync_all()?;
     file.persist(path)?;
+    std::fs::File::open(dir)?.sync_all()?;
     Ok(())
 }
 
