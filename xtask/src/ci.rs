@@ -1,6 +1,6 @@
 //! `cargo xtask ci`: the whole check that CI runs and that anyone can run locally.
 
-use std::time::Instant;
+use std::{path::Path, time::Instant};
 
 use anyhow::Context;
 use xshell::Shell;
@@ -59,6 +59,10 @@ fn check_free_space() -> anyhow::Result<()> {
         gib(free),
         probe.display()
     );
+    enough_space(free, &probe)
+}
+
+fn enough_space(free: u64, probe: &Path) -> anyhow::Result<()> {
     anyhow::ensure!(
         free >= NEEDED_FREE_BYTES,
         "only {} free on the disk of {}, and a full run needs about {}: free some with \
@@ -72,4 +76,24 @@ fn check_free_space() -> anyhow::Result<()> {
 
 fn gib(bytes: u64) -> String {
     format!("{:.1} GiB", bytes as f64 / f64::from(1u32 << 30))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_refused_with_the_figures_and_what_to_do() {
+        let probe = Path::new("/work/target");
+        assert!(enough_space(NEEDED_FREE_BYTES, probe).is_ok());
+        let err = enough_space(4_939_212_390, probe).unwrap_err().to_string();
+        for part in [
+            "only 4.6 GiB free",
+            "/work/target",
+            "about 16.0 GiB",
+            "cargo clean",
+        ] {
+            assert!(err.contains(part), "{part:?} missing from: {err}");
+        }
+    }
 }
