@@ -33,15 +33,21 @@ document.addEventListener("DOMContentLoaded", async () => {
   }
 });
 
+// Sets up a panel that only the desktop app shows, once the page is loaded: `setup` gets
+// Tauri's global API, app-desktop's command call and a lookup by id.
+function desktopPanel(setup) {
+  document.addEventListener("DOMContentLoaded", async () => {
+    const tauri = window.__TAURI__;
+    if (!(tauri && tauri.core)) {
+      return;
+    }
+    await setup({ tauri, invoke: tauri.core.invoke, $: (id) => document.getElementById(id) });
+  });
+}
+
 // The Updates panel, in the desktop app only: settings, checks on demand, release notes,
 // download progress and the install, all through app-desktop's commands.
-document.addEventListener("DOMContentLoaded", async () => {
-  const tauri = window.__TAURI__;
-  if (!(tauri && tauri.core)) {
-    return;
-  }
-  const invoke = tauri.core.invoke;
-  const $ = (id) => document.getElementById(id);
+desktopPanel(async ({ tauri, invoke, $ }) => {
   const message = (text) => { $("update-message").textContent = text; };
   const showOffer = (offer) => {
     $("update-offer").hidden = !offer;
@@ -155,13 +161,7 @@ document.addEventListener("DOMContentLoaded", async () => {
 
 // The Privacy panel, in the desktop app only: the consent question (asked until answered),
 // the answer kept by app-desktop, and the crash reports waiting to be sent, each deletable.
-document.addEventListener("DOMContentLoaded", async () => {
-  const tauri = window.__TAURI__;
-  if (!(tauri && tauri.core)) {
-    return;
-  }
-  const invoke = tauri.core.invoke;
-  const $ = (id) => document.getElementById(id);
+desktopPanel(async ({ invoke, $ }) => {
   const show = async () => {
     const status = await invoke("privacy_status");
     $("privacy").hidden = false;
