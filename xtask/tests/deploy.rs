@@ -17,25 +17,44 @@ use local_servers::{DockerEngine, Postgres, Redis, docker_client};
 use support::docker::{Images, build_image, docker, make_base};
 use support::{assert_success, dist_into, workspace_version, xtask};
 
-/// sshd on 127.0.0.1:`port`, killed on drop.
-struct Sshd {
+/// A daemon of the test's own, listening on 127.0.0.1:`port`, killed on drop.
+struct Daemon {
     child: Child,
     port: u16,
 }
 
-impl Drop for Sshd {
+impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
+/// Starts `command` with its output in `log` and waits until it accepts connections on
+/// 127.0.0.1:`port`; the log is shown when it does not.
+fn start_daemon(mut command: Command, port: u16, log: &Path, what: &str) -> Daemon {
+    let child = command
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap_or_else(|err| panic!("start {what} (`cargo xtask setup` installs it): {err}"));
+    let daemon = Daemon { child, port };
+    local_servers::wait_for(
+        Duration::from_secs(20),
+        &format!("{what} to listen"),
+        || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+    )
+    .unwrap_or_else(|err| {
+        panic!(
+            "{err}: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        )
+    });
+    daemon
+}
+
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    local_servers::free_port().expect("a free port on 127.0.0.1")
 }
 
 fn keygen(file: &Path) {
@@ -47,7 +66,7 @@ fn keygen(file: &Path) {
     assert_success(&made, "ssh-keygen");
 }
 
-fn start_sshd(dir: &Path) -> Sshd {
+fn start_sshd(dir: &Path) -> Daemon {
     let sshd = Path::new("/usr/sbin/sshd");
     assert!(
         sshd.is_file(),
@@ -67,23 +86,9 @@ fn start_sshd(dir: &Path) -> Sshd {
         ),
     )
     .unwrap();
-    let child = Command::new(sshd)
-        .args(["-D", "-e", "-f"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("sshd.log")).unwrap())
-        .spawn()
-        .expect("start sshd");
-    let server = Sshd { child, port };
-    local_servers::wait_for(Duration::from_secs(20), "sshd to listen", || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    })
-    .unwrap_or_else(|err| {
-        panic!(
-            "{err}: {}",
-            std::fs::read_to_string(dir.join("sshd.log")).unwrap_or_default()
-        )
-    });
+    let mut command = Command::new(sshd);
+    command.args(["-D", "-e", "-f"]).arg(&config);
+    let server = start_daemon(command, port, &dir.join("sshd.log"), "sshd");
     let host_key = std::fs::read_to_string(dir.join("host_key.pub")).unwrap();
     std::fs::write(
         dir.join("known_hosts"),
@@ -93,20 +98,8 @@ fn start_sshd(dir: &Path) -> Sshd {
     server
 }
 
-/// A registry on 127.0.0.1 (which the engine trusts over plain HTTP), killed on drop.
-struct Registry {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_registry(dir: &Path) -> Registry {
+/// A registry on 127.0.0.1, which the engine trusts over plain HTTP.
+fn start_registry(dir: &Path) -> Daemon {
     let port = free_port();
     let config = dir.join("registry.yml");
     std::fs::write(
@@ -117,19 +110,14 @@ fn start_registry(dir: &Path) -> Registry {
         ),
     )
     .unwrap();
-    let child = Command::new("docker-registry")
-        .arg("serve")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("registry.log")).unwrap())
-        .spawn()
-        .expect("start docker-registry (package docker-registry; `cargo xtask setup`)");
-    let registry = Registry { child, port };
-    local_servers::wait_for(Duration::from_secs(20), "the registry to listen", || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    })
-    .unwrap();
-    registry
+    let mut command = Command::new("docker-registry");
+    command.arg("serve").arg(&config);
+    start_daemon(
+        command,
+        port,
+        &dir.join("registry.log"),
+        "docker-registry (package docker-registry)",
+    )
 }
 
 /// Stops and removes the test's compose project however the test ends.
