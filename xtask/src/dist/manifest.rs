@@ -47,6 +47,15 @@ impl Manifest {
         }
     }
 
+    /// The source date as RFC 3339 in UTC: the image's `created` label and the release's
+    /// publication date, the same on every run from the same commit.
+    pub fn source_date(&self) -> anyhow::Result<String> {
+        let epoch = self.source_date_epoch;
+        let time = time::OffsetDateTime::from_unix_timestamp(epoch as i64)
+            .with_context(|| format!("{epoch} is not a representable Unix time"))?;
+        Ok(time.format(&time::format_description::well_known::Rfc3339)?)
+    }
+
     pub fn to_json(&self) -> anyhow::Result<String> {
         let mut text = serde_json::to_string_pretty(self).context("serialise the manifest")?;
         text.push('\n');
@@ -103,6 +112,11 @@ pub mod tests {
             .iter_errors(value)
             .map(|err| format!("{} at {}", err, err.instance_path()))
             .collect()
+    }
+
+    #[test]
+    fn the_source_date_is_rfc3339_utc() {
+        assert_eq!(sample().source_date().unwrap(), "2023-11-14T22:13:20Z");
     }
 
     #[test]

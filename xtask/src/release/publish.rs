@@ -93,9 +93,7 @@ fn publication(
         "the dist folders hold no desktop bundle for the updater"
     );
     let version = &dists[0].manifest.version;
-    let pub_date =
-        time::OffsetDateTime::from_unix_timestamp(dists[0].manifest.source_date_epoch as i64)?
-            .format(&time::format_description::well_known::Rfc3339)?;
+    let pub_date = dists[0].manifest.source_date()?;
     Ok(serde_json::json!({
         "version": version,
         "channel": channel,
@@ -168,8 +166,7 @@ fn assemble(
     crate::atomic_file::write(&manifest_path, merged.to_json()?.as_bytes(), 0o644)?;
     assets.push((manifest_path, manifest::FILE_NAME.to_owned()));
 
-    let pub_date = time::OffsetDateTime::from_unix_timestamp(first.source_date_epoch as i64)?
-        .format(&time::format_description::well_known::Rfc3339)?;
+    let pub_date = first.source_date()?;
     let fragments = dists
         .iter()
         .map(|dist| {
