@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde::Deserialize;
+use shell_words::quote;
 use xshell::{Shell, cmd};
 
 use crate::{flags, path, step};
@@ -175,11 +176,6 @@ impl<'a> Remote<'a> {
     }
 }
 
-/// Single-quotes `text` for the host's shell.
-fn quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', r"'\''"))
-}
-
 /// The files to upload: in a git checkout only those git tracks (so local secrets and build
 /// output stay behind), elsewhere everything under each listed path; sorted.
 fn files_to_upload(root: &Path, listed: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
@@ -205,15 +201,12 @@ fn files_to_upload(root: &Path, listed: &[PathBuf]) -> anyhow::Result<Vec<PathBu
             .collect(),
         _ => {
             let mut found = Vec::new();
-            let mut pending: Vec<PathBuf> = listed.to_vec();
-            while let Some(file) = pending.pop() {
-                let full = root.join(&file);
-                if full.is_dir() {
-                    for entry in std::fs::read_dir(&full)? {
-                        pending.push(file.join(entry?.file_name()));
+            for file in listed {
+                for entry in walkdir::WalkDir::new(root.join(file)).follow_links(true) {
+                    let entry = entry.with_context(|| format!("read {}", file.display()))?;
+                    if !entry.file_type().is_dir() {
+                        found.push(entry.path().strip_prefix(root)?.to_path_buf());
                     }
-                } else {
-                    found.push(file);
                 }
             }
             found
@@ -258,7 +251,7 @@ struct Deploy<'a> {
 
 impl Deploy<'_> {
     fn dir(&self) -> String {
-        quote(&self.environment.dir)
+        quote(&self.environment.dir).into_owned()
     }
 
     fn compose(&self) -> String {
@@ -341,7 +334,7 @@ impl Deploy<'_> {
 
     /// Pull, migrate, up, wait for health, smoke: the tag runs and answers, or an error.
     fn roll_out(&self, tag: &str) -> anyhow::Result<()> {
-        let image = quote(&format!("{}:{tag}", self.environment.image));
+        let image = quote(&format!("{}:{tag}", self.environment.image)).into_owned();
         self.write_env(tag)?;
         step::run(&format!("pull {}:{tag}", self.environment.image), || {
             self.remote.run(
@@ -604,6 +597,7 @@ mod tests {
         }
     }
 
+    /// What the host's shell gets: words with spaces or quotes in single quotes.
     #[test]
     fn quoting_survives_the_host_shell() {
         assert_eq!(quote("a b"), "'a b'");

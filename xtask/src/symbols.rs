@@ -77,17 +77,10 @@ fn dump_into(sh: &Shell, binaries: &[PathBuf], out: &Path) -> anyhow::Result<()>
 /// Every `.sym` file under `dir`, sorted.
 pub fn sym_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut found = Vec::new();
-    let mut pending = vec![dir.to_owned()];
-    while let Some(folder) = pending.pop() {
-        for entry in
-            std::fs::read_dir(&folder).with_context(|| format!("read {}", folder.display()))?
-        {
-            let path = entry?.path();
-            if path.is_dir() {
-                pending.push(path);
-            } else if path.extension().is_some_and(|ext| ext == "sym") {
-                found.push(path);
-            }
+    for entry in walkdir::WalkDir::new(dir).follow_links(true) {
+        let entry = entry.with_context(|| format!("read {}", dir.display()))?;
+        if !entry.file_type().is_dir() && entry.path().extension().is_some_and(|ext| ext == "sym") {
+            found.push(entry.into_path());
         }
     }
     found.sort();
