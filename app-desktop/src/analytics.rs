@@ -163,11 +163,15 @@ impl Analytics {
                 if stopping {
                     return;
                 }
+                // Here either nothing was queued or the send failed. After a failure the
+                // sender waits the whole interval: a full queue would otherwise wake it at
+                // once, again and again, against a server that is down.
+                let failed = !batch.is_empty();
                 let inner = analytics.inner.lock().expect("analytics lock");
                 let _ = analytics
                     .wake
                     .wait_timeout_while(inner, INTERVAL, |inner| {
-                        !inner.stopping && inner.queue.len() < BATCH
+                        !inner.stopping && (failed || inner.queue.len() < BATCH)
                     })
                     .expect("analytics lock");
             }
@@ -247,6 +251,34 @@ mod tests {
             on.session_id(),
             "a new id each run"
         );
+    }
+
+    #[test]
+    fn a_full_queue_waits_the_interval_after_a_failed_send() {
+        // A server that takes each connection and drops it: every send fails at once.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let server = format!("http://{}", listener.local_addr().unwrap());
+        let attempts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = Arc::clone(&attempts);
+        std::thread::spawn(move || {
+            for connection in listener.incoming() {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                drop(connection);
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let analytics = Analytics::new(dir.path().join("queue.json"), Some(server), true);
+        for _ in 0..BATCH + 10 {
+            analytics.track("feature_used", Default::default());
+        }
+        analytics.spawn_sender("1.0.0".into());
+        std::thread::sleep(Duration::from_secs(2));
+        let seen = attempts.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            (1..=2).contains(&seen),
+            "{seen} connections in 2 s: after a failure the sender must wait {INTERVAL:?}"
+        );
+        assert_eq!(analytics.queued(), BATCH + 10, "nothing was lost");
     }
 
     #[test]
