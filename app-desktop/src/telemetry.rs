@@ -2,7 +2,7 @@
 //! launch (reports are always kept locally, sent only with consent), the analytics client, and
 //! the commands behind the Privacy panel.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -59,11 +59,8 @@ pub fn start<R: Runtime>(app: &AppHandle<R>, channel: &str) -> Result<(), String
     };
     analytics.track("app_started", serde_json::Map::new());
     analytics.spawn_sender(version);
-    if consent.crash_reports
-        && let Some(server) = server.clone()
-    {
-        let queue = queue.clone();
-        std::thread::spawn(move || crashes::upload_queue(&queue, &server, Retries::Background));
+    if consent.crash_reports {
+        send_crash_reports(&queue, server.clone());
     }
     app.manage(Telemetry {
         consent_file,
@@ -131,11 +128,19 @@ pub fn save_consent(
     consent.save(&state.consent_file)?;
     *state.consent.lock().expect("consent lock") = consent;
     state.analytics.set_enabled(analytics);
-    if crash_reports && let Some(server) = state.server.clone() {
-        let queue = state.queue.clone();
-        std::thread::spawn(move || crashes::upload_queue(&queue, &server, Retries::Background));
+    if crash_reports {
+        send_crash_reports(&state.queue, state.server.clone());
     }
     Ok(())
+}
+
+/// Uploads the queued crash reports from a thread of their own, with the background retries;
+/// nothing when the build names no server.
+fn send_crash_reports(queue: &Path, server: Option<String>) {
+    if let Some(server) = server {
+        let queue = queue.to_owned();
+        std::thread::spawn(move || crashes::upload_queue(&queue, &server, Retries::Background));
+    }
 }
 
 #[tauri::command]
