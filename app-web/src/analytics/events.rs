@@ -158,7 +158,7 @@ pub fn user_hash(salt: &[u8], address: Option<IpAddr>, user_agent: &str, app: &s
 /// Today's salt (UTC), made on first use; salts of earlier days are deleted in the same
 /// statement, so no hash of an earlier day can be made again.
 pub async fn todays_salt(pool: &PgPool) -> Result<Vec<u8>, sqlx::Error> {
-    let fresh: [u8; 32] = rand_bytes();
+    let fresh: [u8; 32] = rand::random();
     let (salt,): (Vec<u8>,) = sqlx::query_as(
         "WITH today AS (SELECT (now() AT TIME ZONE 'UTC')::date AS day), \
          old AS (DELETE FROM analytics_salts WHERE day < (SELECT day FROM today)), \
@@ -171,13 +171,6 @@ pub async fn todays_salt(pool: &PgPool) -> Result<Vec<u8>, sqlx::Error> {
     .fetch_one(pool)
     .await?;
     Ok(salt)
-}
-
-fn rand_bytes() -> [u8; 32] {
-    let mut bytes = [0u8; 32];
-    bytes[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-    bytes[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-    bytes
 }
 
 /// Stores a checked batch in one statement; returns how many events were stored.
