@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use xshell::{Shell, cmd};
 
+use crate::sign::platform::Os;
+
 /// Where the stripped binary waits for tauri-bundler, and the symbols zip.
 pub struct Shipped {
     pub binary_dir: PathBuf,
@@ -15,25 +17,21 @@ pub struct Shipped {
 
 /// The file name of `binary_name` on `triple`.
 fn executable(triple: &str, binary_name: &str) -> String {
-    if triple.contains("-windows-") {
-        format!("{binary_name}.exe")
-    } else {
-        binary_name.to_owned()
+    match Os::of(triple) {
+        Os::Windows => format!("{binary_name}.exe"),
+        Os::Linux | Os::Mac => binary_name.to_owned(),
     }
 }
 
 /// The file dump_syms reads the debug information from: the PDB beside a Windows executable,
 /// the `.dSYM` of a macOS one (when split debug information made one), else the binary itself.
 fn debug_source(triple: &str, release_dir: &Path, binary_name: &str) -> PathBuf {
-    let exe = release_dir.join(executable(triple, binary_name));
-    if triple.contains("-windows-") {
-        return release_dir.join(format!("{}.pdb", binary_name.replace('-', "_")));
-    }
     let dsym = release_dir.join(format!("{binary_name}.dSYM"));
-    if triple.contains("-apple-") && dsym.exists() {
-        return dsym;
+    match Os::of(triple) {
+        Os::Windows => release_dir.join(format!("{}.pdb", binary_name.replace('-', "_"))),
+        Os::Mac if dsym.exists() => dsym,
+        Os::Linux | Os::Mac => release_dir.join(executable(triple, binary_name)),
     }
-    exe
 }
 
 pub fn split(
@@ -81,17 +79,15 @@ pub fn split(
 /// Strips the symbol table and debug information, keeping what the program and its crash
 /// reports need (unwind tables, the build id that names its symbols).
 fn strip(sh: &Shell, triple: &str, binary: &Path) -> anyhow::Result<()> {
-    if triple.contains("-linux-") {
-        crate::step::quiet(cmd!(sh, "strip --strip-all {binary}"))
+    match Os::of(triple) {
+        Os::Linux => crate::step::quiet(cmd!(sh, "strip --strip-all {binary}"))
             .run()
-            .with_context(|| format!("strip {} (binutils' strip)", binary.display()))
-    } else if triple.contains("-apple-") {
-        crate::step::quiet(cmd!(sh, "strip -S -x {binary}"))
+            .with_context(|| format!("strip {} (binutils' strip)", binary.display())),
+        Os::Mac => crate::step::quiet(cmd!(sh, "strip -S -x {binary}"))
             .run()
-            .with_context(|| format!("strip {}", binary.display()))
-    } else {
+            .with_context(|| format!("strip {}", binary.display())),
         // An MSVC executable carries no debug information: it is all in the PDB.
-        Ok(())
+        Os::Windows => Ok(()),
     }
 }
 
