@@ -59,12 +59,15 @@ fn main() {
     .unwrap();
     let token_file = folder.path().join("admin_token");
     std::fs::write(&token_file, TOKEN).unwrap();
+    let keys = support::update_server::UpdaterKeys::generate();
     let app = RunningBinary::start_on(
         &postgres,
         None,
         &[
             "--admin-token-file",
             token_file.to_str().unwrap(),
+            "--updater-public-key",
+            &keys.public,
             "--log-filter",
             "warn,app_web::server=info",
         ],
@@ -80,7 +83,7 @@ fn main() {
                 serde_json::json!({
                     "target": "linux", "arch": "x86_64", "bundle_type": kind,
                     "url": format!("https://downloads.test/app-desktop_{version}_amd64.{kind}"),
-                    "signature": "dW50cnVzdGVkIGNvbW1lbnQ6IHNpZ25hdHVyZSBmcm9tIHRhdXJpIHNlY3JldCBrZXkK",
+                    "signature": keys.sign(kind.as_bytes(), &version),
                 })
             })
             .collect();

@@ -96,6 +96,9 @@ pub struct Config {
     #[command(flatten)]
     pub analytics: crate::analytics::AnalyticsConfig,
 
+    #[command(flatten)]
+    pub updates: crate::updates::config::UpdatesConfig,
+
     /// Read the admin API's bearer token from this file (publishing desktop releases, changing
     /// rollouts); without it the admin API answers 403
     #[arg(long, env = "APP_WEB_ADMIN_TOKEN_FILE", global = true)]
@@ -213,6 +216,7 @@ impl Cli {
 async fn serve(config: Config) -> anyhow::Result<()> {
     // Settings that can be refused are read before anything starts.
     let admin_token = config.admin_token()?;
+    let publish_policy = crate::updates::config::PublishPolicy::from_config(&config.updates)?;
     let shutdown = crate::server::shutdown_signal()?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -246,6 +250,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .with_cache(cache)
         .with_rate_limit(config.rate_limit.clone())
         .with_admin_token(admin_token.as_deref())
+        .with_publish_policy(publish_policy)
         .with_metrics(metrics);
     let router = crate::routes::router(state.clone());
     crate::server::serve(listener, router, state, shutdown, config.shutdown_grace()).await

@@ -2,6 +2,7 @@
 
 pub mod analytics;
 pub mod backup;
+pub mod body_limits;
 pub mod cache;
 pub mod cli;
 pub mod crashes;

@@ -9,6 +9,7 @@ use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use clap::Args;
+use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
@@ -16,7 +17,8 @@ use crate::routes::AppState;
 
 #[derive(Debug, Clone, Args)]
 pub struct RateLimitConfig {
-    /// Requests one client may make to the API per minute; 0 turns the limit off
+    /// Requests one client may make per minute to each API (notes, analytics events: a bucket
+    /// each); 0 turns the limit off
     #[arg(
         long,
         env = "APP_WEB_RATE_LIMIT_PER_MINUTE",
@@ -25,54 +27,106 @@ pub struct RateLimitConfig {
     )]
     pub rate_limit_per_minute: u64,
 
-    /// Take the client address from X-Real-IP, set by a reverse proxy in front; only enable
-    /// this behind one, or clients can choose their own address
-    #[arg(long, env = "APP_WEB_TRUST_PROXY_HEADERS", global = true)]
-    pub trust_proxy_headers: bool,
+    /// Reverse proxies whose forwarded client address is believed: addresses or CIDR ranges,
+    /// comma-separated (e.g. the stack's nginx, 172.30.101.10). A request from one of them is
+    /// counted under the first address of X-Forwarded-For, read from the right, that is not a
+    /// trusted proxy; from anyone else under its own address, whatever headers it sends
+    #[arg(
+        long,
+        env = "APP_WEB_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_parser = parse_proxy,
+        global = true
+    )]
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+/// One `--trusted-proxies` entry: a CIDR range, or one address (a /32 or /128).
+fn parse_proxy(text: &str) -> Result<IpNet, String> {
+    let text = text.trim();
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| {
+            format!("{text:?} is not an address or CIDR range such as 172.30.101.10 or 10.0.0.0/8")
+        })
 }
 
 impl Default for RateLimitConfig {
     fn default() -> Self {
         Self {
             rate_limit_per_minute: 600,
-            trust_proxy_headers: false,
+            trusted_proxies: Vec::new(),
         }
     }
 }
 
 const WINDOW: Duration = Duration::from_secs(60);
 
-/// The client's address: X-Real-IP when the proxy in front is trusted, else the peer's.
-pub fn client_address(request: &Request, trust_proxy_headers: bool) -> Option<IpAddr> {
+/// The client's address (see [`client_address_from`]).
+pub fn client_address(request: &Request, trusted_proxies: &[IpNet]) -> Option<IpAddr> {
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0);
-    client_address_from(request.headers(), peer, trust_proxy_headers)
+    client_address_from(request.headers(), peer, trusted_proxies)
 }
 
-/// [`client_address`] from a request's headers and its peer's address.
+/// The client's address: the peer's, unless the peer is a trusted proxy. Then it is the first
+/// address in X-Forwarded-For, read from the right, that is not a trusted proxy: each proxy
+/// appends the address it was connected from, so the entries a client wrote itself stand to
+/// the left of the one our proxy added and are never reached. Without X-Forwarded-For a
+/// trusted proxy's X-Real-IP is used. A malformed entry stops the walk at the last trusted hop.
 pub fn client_address_from(
     headers: &HeaderMap,
     peer: Option<SocketAddr>,
-    trust_proxy_headers: bool,
+    trusted_proxies: &[IpNet],
 ) -> Option<IpAddr> {
-    if trust_proxy_headers
-        && let Some(real_ip) = headers
+    let peer = peer?.ip().to_canonical();
+    let trusted = |address: &IpAddr| trusted_proxies.iter().any(|net| net.contains(address));
+    if !trusted(&peer) {
+        return Some(peer);
+    }
+    let forwarded: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .collect();
+    if forwarded.is_empty() {
+        return headers
             .get("x-real-ip")
             .and_then(|value| value.to_str().ok())
-        && let Ok(address) = real_ip.trim().parse()
-    {
-        return Some(address);
+            .and_then(|value| value.trim().parse::<IpAddr>().ok())
+            .map(|address| address.to_canonical())
+            .or(Some(peer));
     }
-    peer.map(|peer| peer.ip())
+    let mut last_trusted = peer;
+    for entry in forwarded.iter().rev() {
+        let Ok(address) = entry
+            .parse::<IpAddr>()
+            .map(|address| address.to_canonical())
+        else {
+            return Some(last_trusted);
+        };
+        if !trusted(&address) {
+            return Some(address);
+        }
+        last_trusted = address;
+    }
+    Some(last_trusted)
 }
 
-/// Middleware for the API routes: a fixed one-minute window per client address.
-pub async fn limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// Middleware for an API's routes: a fixed one-minute window per client address, counted in
+/// the bucket the state names, so one API's traffic never uses up another's.
+pub async fn limit(
+    State((state, bucket)): State<(AppState, &'static str)>,
+    request: Request,
+    next: Next,
+) -> Response {
     let config = state.rate_limit();
-    let client = client_address(&request, config.trust_proxy_headers);
-    match refusal(&state, client, "rate", config.rate_limit_per_minute, WINDOW).await {
+    let client = client_address(&request, &config.trusted_proxies);
+    match refusal(&state, client, bucket, config.rate_limit_per_minute, WINDOW).await {
         Some(refused) => refused,
         None => next.run(request).await,
     }
@@ -112,5 +166,127 @@ pub async fn refusal(
             tracing::debug!(error = %err, "rate limit not checked");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(
+                axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                value.parse().unwrap(),
+            );
+        }
+        map
+    }
+
+    fn from(peer: &str, pairs: &[(&str, &str)], trusted: &[&str]) -> Option<IpAddr> {
+        let trusted: Vec<IpNet> = trusted.iter().map(|t| parse_proxy(t).unwrap()).collect();
+        client_address_from(&headers(pairs), Some(peer.parse().unwrap()), &trusted)
+    }
+
+    fn ip(text: &str) -> Option<IpAddr> {
+        Some(text.parse().unwrap())
+    }
+
+    #[test]
+    fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
+        let proxy = ["172.30.101.10"];
+        // Nobody is trusted: the peer, whatever it claims.
+        assert_eq!(
+            from("203.0.113.7:5000", &[("x-real-ip", "1.2.3.4")], &[]),
+            ip("203.0.113.7")
+        );
+        // A client that is not the proxy cannot choose its address.
+        assert_eq!(
+            from(
+                "203.0.113.7:5000",
+                &[("x-forwarded-for", "1.2.3.4"), ("x-real-ip", "1.2.3.4")],
+                &proxy
+            ),
+            ip("203.0.113.7")
+        );
+        // Through the proxy: the address it appended, not what the client wrote before it.
+        assert_eq!(
+            from(
+                "172.30.101.10:4000",
+                &[
+                    ("x-forwarded-for", "1.2.3.4, 198.51.100.9"),
+                    ("x-real-ip", "198.51.100.9")
+                ],
+                &proxy
+            ),
+            ip("198.51.100.9")
+        );
+        // Two headers count as one list, in order.
+        assert_eq!(
+            from(
+                "172.30.101.10:4000",
+                &[
+                    ("x-forwarded-for", "1.2.3.4"),
+                    ("x-forwarded-for", "198.51.100.9")
+                ],
+                &proxy
+            ),
+            ip("198.51.100.9")
+        );
+        // A chain of trusted proxies is skipped; a CIDR range trusts every address in it.
+        assert_eq!(
+            from(
+                "10.0.0.5:4000",
+                &[("x-forwarded-for", "198.51.100.9, 10.0.0.7")],
+                &["10.0.0.0/8"]
+            ),
+            ip("198.51.100.9")
+        );
+        // Without X-Forwarded-For the proxy's X-Real-IP; without either, the proxy itself.
+        assert_eq!(
+            from(
+                "172.30.101.10:4000",
+                &[("x-real-ip", "198.51.100.9")],
+                &proxy
+            ),
+            ip("198.51.100.9")
+        );
+        assert_eq!(from("172.30.101.10:4000", &[], &proxy), ip("172.30.101.10"));
+        // Garbage stops the walk at the last trusted hop.
+        assert_eq!(
+            from(
+                "172.30.101.10:4000",
+                &[("x-forwarded-for", "1.2.3.4, not-an-address")],
+                &proxy
+            ),
+            ip("172.30.101.10")
+        );
+        // An IPv4 peer seen through an IPv6 socket is still the IPv4 proxy.
+        assert_eq!(
+            from(
+                "[::ffff:172.30.101.10]:4000",
+                &[("x-real-ip", "198.51.100.9")],
+                &proxy
+            ),
+            ip("198.51.100.9")
+        );
+    }
+
+    #[test]
+    fn a_bad_proxy_entry_is_named() {
+        assert_eq!(
+            parse_proxy("10.0.0.0/8").unwrap(),
+            "10.0.0.0/8".parse::<IpNet>().unwrap()
+        );
+        assert_eq!(
+            parse_proxy("127.0.0.1").unwrap(),
+            "127.0.0.1/32".parse::<IpNet>().unwrap()
+        );
+        let err = parse_proxy("nginx").unwrap_err();
+        assert!(
+            err.contains("\"nginx\" is not an address or CIDR range"),
+            "{err}"
+        );
     }
 }

@@ -29,6 +29,8 @@ pub struct AppState {
     /// SHA-256 of the admin API's bearer token; no token, no admin API.
     admin_token: Option<Arc<[u8; 32]>>,
     releases: crate::updates::store::OfferableCache,
+    /// What publishing a release checks its artifacts against.
+    publish_policy: Arc<crate::updates::config::PublishPolicy>,
     /// Crash reports, when a crash folder is configured.
     crashes: Option<Arc<crate::crashes::Crashes>>,
 }
@@ -45,8 +47,21 @@ impl AppState {
             metrics: None,
             admin_token: None,
             releases: crate::updates::store::OfferableCache::default(),
+            publish_policy: Arc::new(crate::updates::config::PublishPolicy {
+                key: None,
+                allow_http_downloads: false,
+            }),
             crashes: None,
         }
+    }
+
+    pub fn with_publish_policy(mut self, policy: crate::updates::config::PublishPolicy) -> Self {
+        self.publish_policy = Arc::new(policy);
+        self
+    }
+
+    pub fn publish_policy(&self) -> &crate::updates::config::PublishPolicy {
+        &self.publish_policy
     }
 
     /// Turns the admin API on with `token` (kept only as its SHA-256).
@@ -134,14 +149,21 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .merge(
             crate::notes::router().route_layer(axum::middleware::from_fn_with_state(
-                state.clone(),
+                (state.clone(), "rate-notes"),
                 crate::rate_limit::limit,
             )),
         )
         .merge(crate::updates::api::router(state.clone()))
         .merge(crate::crashes::api::router(state.clone()))
         .merge(crate::analytics::api::router(state.clone()))
-        .fallback(get(ui))
+        .fallback(get(ui).layer(axum::extract::DefaultBodyLimit::max(
+            crate::body_limits::PAGES_BYTES,
+        )))
+        // The JSON API's limit for every route that sets none of its own (events, crash
+        // uploads and symbols do).
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::body_limits::API_BYTES,
+        ))
         .with_state(state)
         // Inside the request-id layers, so the id is set when it logs.
         .layer(axum::middleware::from_fn(crate::observe::observe))

@@ -69,7 +69,7 @@ fn hashes(server: &UpdateServer) -> Vec<String> {
 
 #[tokio::test]
 async fn events_are_stored_without_identifying_the_client_and_hashes_change_daily() {
-    let server = UpdateServer::start_with(None, &["--trust-proxy-headers"]);
+    let server = UpdateServer::start_with(None, &["--trusted-proxies", "127.0.0.1"]);
 
     let (status, answer) = send(
         &server,

@@ -172,12 +172,21 @@ fn functions(report: &Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crashes_and_events_reach_app_web_only_with_consent_and_are_symbolicated() {
-    let server = UpdateServer::start_with(None, &["--crash-dir", "{folder}/crashes"]);
     let work = tempfile::tempdir().unwrap();
 
     // One signed build with the test hooks. Only the secret key is given: without the public
     // key built in, the app's updater stays off and asks no server anything.
     let (public_key, secret) = support::updater_keys(&work.path().join("keys"), PASSWORD);
+    // The update server checks published signatures against the same key.
+    let server = UpdateServer::start_with(
+        None,
+        &[
+            "--crash-dir",
+            "{folder}/crashes",
+            "--updater-public-key",
+            public_key.trim(),
+        ],
+    );
     let out = work.path().join("bundle");
     let built = xtask(
         &[

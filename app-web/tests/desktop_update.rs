@@ -157,14 +157,23 @@ async fn the_desktop_app_updates_itself_from_the_update_server() {
     );
     let _uninstall = Uninstall;
 
-    let server = UpdateServer::start();
     let work = tempfile::tempdir().unwrap();
     let served = work.path().join("served");
     std::fs::create_dir_all(&served).unwrap();
     let downloads = serve_files(served.clone()).await;
 
-    // A key pair; the public half is built into both bundles, the secret signs them.
+    // A key pair; the public half is built into both bundles and given to the update server,
+    // the secret signs them. The downloads are plain HTTP on loopback, which the server takes
+    // only when told (as the test builds allow it, below).
     let (public_key, secret_path) = support::updater_keys(&work.path().join("keys"), PASSWORD);
+    let server = UpdateServer::start_with(
+        None,
+        &[
+            "--updater-public-key",
+            public_key.trim(),
+            "--allow-http-downloads",
+        ],
+    );
     let signing = [
         ("TAURI_SIGNING_PUBLIC_KEY", public_key.trim()),
         ("TAURI_SIGNING_PRIVATE_KEY", secret_path.to_str().unwrap()),

@@ -6,8 +6,8 @@
 
 mod support;
 
-use support::RunningBinary;
 use support::proxy::{Answer, Proxy, SERVER_NAME, burst, curl};
+use support::{Postgres, Redis, RunningBinary};
 
 const SECURITY_HEADERS: &[&str] = &[
     "strict-transport-security",
@@ -274,6 +274,8 @@ fn the_image_entrypoint_renders_the_template_as_xtask_does() {
         "UPSTREAM=app-web:8080",
         "RATE_LIMIT=20r/s",
         "RATE_BURST=40",
+        "CRASH_MAX_MIB=8",
+        "SYMBOLS_MAX_MIB=1024",
         "CERTIFICATE=/etc/nginx/certs/current/fullchain.pem",
         "CERTIFICATE_KEY=/etc/nginx/certs/current/privkey.pem",
         "ACME_ROOT=/var/www/acme",
@@ -365,4 +367,259 @@ fn fingerprinted_assets_are_cached_for_a_year_and_nothing_else_is() {
         page.header("cache-control"),
         Some("public, max-age=31536000, immutable")
     );
+}
+
+/// One client's request from `source` (a loopback address of its own) with `extra` curl flags.
+fn from(proxy: &Proxy, source: &str, extra: &[&str], path: &str) -> Answer {
+    let mut args = vec!["--interface", source];
+    args.extend_from_slice(extra);
+    curl(proxy, &args, &proxy.url(path))
+}
+
+/// The shipped stack's setting: app-web trusts the forwarded address from its nginx only.
+#[test]
+fn clients_behind_nginx_get_buckets_and_user_hashes_of_their_own() {
+    let postgres = Postgres::start().expect("start PostgreSQL");
+    let redis = Redis::start().expect("start Redis");
+    let app = RunningBinary::start_on(
+        &postgres,
+        Some(&redis),
+        &[
+            "--trusted-proxies",
+            "127.0.0.1",
+            "--rate-limit-per-minute",
+            "20",
+        ],
+    );
+    let proxy = Proxy::start(app.address);
+    // app-web counts in fixed one-minute windows: start early in one, so the whole test falls
+    // inside it.
+    let into_minute = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        % 60;
+    if into_minute > 40 {
+        std::thread::sleep(std::time::Duration::from_secs(61 - into_minute));
+    }
+    let busy = "127.0.0.2";
+    let other = "127.0.0.3";
+
+    // The busy client uses up its 20 notes requests a minute (nginx's burst of 40 lets them
+    // through); app-web's 429 is JSON, nginx's would be HTML.
+    let statuses: Vec<u16> = (0..24)
+        .map(|_| from(&proxy, busy, &[], "/api/notes").status)
+        .collect();
+    assert_eq!(&statuses[..20], &[200; 20], "{statuses:?}");
+    assert_eq!(&statuses[20..], &[429; 4], "{statuses:?}");
+    let refused = from(&proxy, busy, &[], "/api/notes");
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.header("content-type"), Some("application/json"));
+
+    // Another address is served.
+    let served = from(&proxy, other, &[], "/api/notes");
+    assert_eq!(
+        served.status, 200,
+        "the other client shares the busy one's bucket: {served:?}"
+    );
+
+    // Headers of the busy client's own cannot move or reset its count.
+    for spoof in [
+        "x-real-ip: 127.0.0.9",
+        "x-forwarded-for: 127.0.0.9",
+        "x-forwarded-for: 127.0.0.3",
+    ] {
+        let answer = from(&proxy, busy, &["--header", spoof], "/api/notes");
+        assert_eq!(answer.status, 429, "{spoof} changed the count: {answer:?}");
+    }
+
+    // Events are a bucket of their own: the busy client's notes do not stop its analytics.
+    // Each client's batch is hashed as its own user.
+    for (source, session) in [
+        (busy, "b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0"),
+        (other, "c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0"),
+    ] {
+        let batch = format!(
+            r#"{{"app":"app-desktop","session_id":"{session}","app_version":"1.0.0","os":"linux","locale":"en","events":[{{"name":"app_started"}}]}}"#
+        );
+        let answer = from(
+            &proxy,
+            source,
+            &[
+                "--header",
+                "content-type: application/json",
+                "--header",
+                "user-agent: SameAgent/1.0",
+                "--data",
+                &batch,
+            ],
+            "/api/events",
+        );
+        assert_eq!(answer.status, 202, "{source}: {answer:?}");
+    }
+    let hashes = postgres
+        .psql("SELECT count(DISTINCT user_hash) FROM analytics_events")
+        .unwrap();
+    assert_eq!(
+        hashes.trim(),
+        "2",
+        "two clients with the same user agent are two users"
+    );
+}
+
+/// What answered: nginx's own error pages are HTML, app-web answers JSON.
+fn answered_by_nginx(answer: &Answer) -> bool {
+    answer
+        .header("content-type")
+        .is_some_and(|value| value.starts_with("text/html"))
+}
+
+/// Posts `size` bytes of `content_type` to `path`, from a file (curl streams it).
+fn post_bytes(proxy: &Proxy, method: &str, path: &str, content_type: &str, size: usize) -> Answer {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), vec![b'x'; size]).unwrap();
+    let data = format!("@{}", file.path().display());
+    curl(
+        proxy,
+        &[
+            "--request",
+            method,
+            "--header",
+            &format!("content-type: {content_type}"),
+            "--data-binary",
+            &data,
+        ],
+        &proxy.url(path),
+    )
+}
+
+#[test]
+fn one_byte_over_each_routes_limit_stops_at_nginx_and_the_limit_itself_reaches_app_web() {
+    use app_web::body_limits;
+    let crash_dir = tempfile::tempdir().unwrap();
+    let app = RunningBinary::start(&["--crash-dir", crash_dir.path().to_str().unwrap()]);
+    let proxy = Proxy::start(app.address);
+    let crash_bytes = body_limits::mib(8) as usize;
+    for (method, path, content_type, limit) in [
+        (
+            "POST",
+            "/api/notes",
+            "application/json",
+            body_limits::API_BYTES,
+        ),
+        (
+            "PATCH",
+            "/api/admin/releases/1.0.0",
+            "application/json",
+            body_limits::API_BYTES,
+        ),
+        (
+            "POST",
+            "/api/events",
+            "application/json",
+            body_limits::EVENTS_BYTES,
+        ),
+        (
+            "POST",
+            "/api/crashes",
+            "multipart/form-data; boundary=x",
+            crash_bytes,
+        ),
+        ("POST", "/", "text/plain", body_limits::PAGES_BYTES),
+        (
+            "POST",
+            "/index.html",
+            "text/plain",
+            body_limits::PAGES_BYTES,
+        ),
+        (
+            "POST",
+            "/app.0123abcd.js",
+            "text/plain",
+            body_limits::PAGES_BYTES,
+        ),
+    ] {
+        let over = post_bytes(&proxy, method, path, content_type, limit + 1);
+        assert_eq!(
+            over.status,
+            413,
+            "{method} {path} with {} bytes: {over:?}",
+            limit + 1
+        );
+        assert!(
+            answered_by_nginx(&over),
+            "{path}: app-web, not nginx, refused it: {over:?}"
+        );
+        let at = post_bytes(&proxy, method, path, content_type, limit);
+        assert!(
+            !answered_by_nginx(&at) && at.status != 413,
+            "{method} {path} with {limit} bytes must reach app-web and be within its limit: {at:?}"
+        );
+    }
+    // Symbols: 1 GiB is too much to send in a test; nginx refuses a declared length over its
+    // limit before reading any of the body.
+    let over = curl(
+        &proxy,
+        &[
+            "--http1.1",
+            "--request",
+            "PUT",
+            "--header",
+            &format!("content-length: {}", body_limits::mib(1024) + 1),
+            "--data-binary",
+            "x",
+        ],
+        &proxy.url("/api/admin/symbols/app.sym/0123456789ABCDEF0123456789ABCDEF0"),
+    );
+    assert_eq!(over.status, 413, "{over:?}");
+    assert!(answered_by_nginx(&over), "{over:?}");
+}
+
+#[test]
+fn the_templates_body_limits_are_app_webs() {
+    use app_web::body_limits;
+    let template =
+        std::fs::read_to_string(support::proxy::nginx_dir().join("nginx.conf.template")).unwrap();
+    // Each location (or the http block) and the limit it sets, in order.
+    let mut limits = Vec::new();
+    let mut location = "http".to_owned();
+    for line in template.lines().map(str::trim) {
+        if line.starts_with("location ") {
+            location = line.trim_end_matches('{').trim().to_owned();
+        }
+        if let Some(value) = line.strip_prefix("client_max_body_size ") {
+            limits.push((location.clone(), value.trim_end_matches(';').to_owned()));
+        }
+    }
+    let kib = |bytes: usize| format!("{}k", bytes / 1024);
+    let expected = [
+        ("http", kib(body_limits::API_BYTES)),
+        (
+            "location ~ ^/api/crashes(/|$)",
+            "${NGINX_CRASH_MAX_MIB}m".to_owned(),
+        ),
+        (
+            "location ~ ^/api/events(/|$)",
+            kib(body_limits::EVENTS_BYTES),
+        ),
+        (
+            "location ^~ /api/admin/symbols/",
+            "${NGINX_SYMBOLS_MAX_MIB}m".to_owned(),
+        ),
+        ("location /api/", kib(body_limits::API_BYTES)),
+        (
+            r#"location ~* "\.[0-9a-f]{8,}\.(css|js|png|svg|webp|woff2)$""#,
+            kib(body_limits::PAGES_BYTES),
+        ),
+        (
+            r#"location ~ "^/([A-Za-z0-9_-]+\.html)?$""#,
+            kib(body_limits::PAGES_BYTES),
+        ),
+        ("location /", kib(body_limits::PAGES_BYTES)),
+    ];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(location, limit)| (location.to_string(), limit.clone()))
+        .collect();
+    assert_eq!(limits, expected);
 }

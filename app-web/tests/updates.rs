@@ -10,7 +10,8 @@ use support::proxy::{Proxy, curl};
 use support::update_server::{TOKEN, UpdateServer as Server};
 use support::{Postgres, RunningBinary, run_binary};
 
-fn release(version: &str, channel: &str, percent: u8) -> Value {
+/// A release with a deb and an AppImage, each signed with the server's updater key.
+fn release(server: &Server, version: &str, channel: &str, percent: u8) -> Value {
     json!({
         "version": version,
         "channel": channel,
@@ -21,12 +22,12 @@ fn release(version: &str, channel: &str, percent: u8) -> Value {
             {
                 "target": "linux", "arch": "x86_64", "bundle_type": "deb",
                 "url": format!("https://downloads.test/app_{version}_amd64.deb"),
-                "signature": format!("sig-deb-{version}"),
+                "signature": server.keys.sign(format!("deb {version}").as_bytes(), version),
             },
             {
                 "target": "linux", "arch": "x86_64", "bundle_type": "appimage",
                 "url": format!("https://downloads.test/app_{version}_amd64.AppImage"),
-                "signature": format!("sig-appimage-{version}"),
+                "signature": server.keys.sign(format!("appimage {version}").as_bytes(), version),
             },
         ],
     })
@@ -40,7 +41,9 @@ async fn checks_follow_channels_platforms_rollouts_halts_and_rollbacks() {
         ("0.2.0", "stable"),
         ("0.3.0-beta.1", "beta"),
     ] {
-        let (status, body) = server.publish(&release(version, channel, 100)).await;
+        let (status, body) = server
+            .publish(&release(&server, version, channel, 100))
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
     let id = "5f0c7c1e-8a1b-4f7e-9d3a-0b6e2a1c9d44";
@@ -55,7 +58,8 @@ async fn checks_follow_channels_platforms_rollouts_halts_and_rollbacks() {
     );
     assert_eq!(headers["cache-control"], "public, max-age=60");
     assert_eq!(body["url"], "https://downloads.test/app_0.2.0_amd64.deb");
-    assert_eq!(body["signature"], "sig-deb-0.2.0");
+    assert_eq!(body["signature"], server.keys.sign(b"deb 0.2.0", "0.2.0"));
+    assert_eq!(body["rollback"], false);
     assert_eq!(body["notes"], "What changed in 0.2.0");
     assert_eq!(body["pub_date"], "2026-11-20T10:00:00Z");
 
@@ -170,7 +174,7 @@ async fn checks_follow_channels_platforms_rollouts_halts_and_rollbacks() {
 #[tokio::test]
 async fn publishing_again_changes_nothing_and_a_different_release_is_a_conflict() {
     let server = Server::start();
-    let first = release("1.0.0", "stable", 100);
+    let first = release(&server, "1.0.0", "stable", 100);
     assert_eq!(server.publish(&first).await.0, StatusCode::CREATED);
     let (status, body) = server.publish(&first).await;
     assert_eq!(
@@ -246,7 +250,7 @@ async fn bad_input_is_refused_naming_what_is_wrong() {
         );
     }
 
-    let mut bad = release("1.0.0-rc.1", "stable", 100);
+    let mut bad = release(&server, "1.0.0-rc.1", "stable", 100);
     bad["artifacts"][0]["url"] = json!("ftp://downloads.test/app.deb");
     let (status, body) = server.publish(&bad).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -264,6 +268,32 @@ async fn bad_input_is_refused_naming_what_is_wrong() {
             .contains("http"),
         "{body}"
     );
+    // Artifacts the clients would refuse are refused at publishing, naming the artifact.
+    let other_key = support::update_server::UpdaterKeys::generate();
+    for (change, words) in [
+        (
+            ("url", json!("http://downloads.test/app_1.0.0_amd64.deb")),
+            "must be https://",
+        ),
+        (
+            ("signature", json!(other_key.sign(b"deb 1.0.0", "1.0.0"))),
+            "another key than the updater public key",
+        ),
+        (
+            ("signature", json!("c2lnbmF0dXJl")),
+            "not a minisign signature",
+        ),
+    ] {
+        let mut bad = release(&server, "1.0.0", "stable", 100);
+        bad["artifacts"][0][change.0] = change.1;
+        let (status, body) = server.publish(&bad).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let message = body["fields"]["artifacts"].as_str().unwrap();
+        assert!(
+            message.contains("artifact 0 (linux x86_64 deb)") && message.contains(words),
+            "{words}: {body}"
+        );
+    }
     let (status, body) = server
         .change("1.0.0", json!({ "rollout_percent": 150 }))
         .await;
@@ -292,7 +322,7 @@ async fn the_admin_api_wants_the_token_and_is_off_without_one() {
         .client
         .post(&url)
         .bearer_auth("not-the-token")
-        .json(&release("1.0.0", "stable", 100))
+        .json(&release(&server, "1.0.0", "stable", 100))
         .send()
         .await
         .unwrap();
@@ -336,7 +366,10 @@ async fn the_admin_api_wants_the_token_and_is_off_without_one() {
 async fn nginx_shares_answers_that_do_not_depend_on_the_install() {
     let server = Server::start();
     assert_eq!(
-        server.publish(&release("0.2.0", "stable", 100)).await.0,
+        server
+            .publish(&release(&server, "0.2.0", "stable", 100))
+            .await
+            .0,
         StatusCode::CREATED
     );
     let proxy = Proxy::start(server.app.address);
@@ -361,7 +394,10 @@ async fn nginx_shares_answers_that_do_not_depend_on_the_install() {
     }
     // A rollout under way: each install is answered for itself, and nginx keeps nothing.
     assert_eq!(
-        server.publish(&release("0.3.0", "stable", 50)).await.0,
+        server
+            .publish(&release(&server, "0.3.0", "stable", 50))
+            .await
+            .0,
         StatusCode::CREATED
     );
     for install in ["0003-cccccccc", "0003-cccccccc"] {
@@ -376,4 +412,69 @@ async fn nginx_shares_answers_that_do_not_depend_on_the_install() {
         &proxy.url("/api/updates/stable/linux/x86_64/0.1.4"),
     );
     assert_eq!(posted.status, 403, "{posted:?}");
+
+    // A second spelling of bundle_type cannot store the AppImage's answer under the deb's key:
+    // app-web refuses the query, so nginx keeps nothing, and the deb check gets the deb.
+    let poison = curl(
+        &proxy,
+        &[],
+        &proxy.url("/api/updates/stable/linux/x86_64/0.1.5?BUNDLE_TYPE=deb&bundle_type=appimage"),
+    );
+    assert_eq!(poison.status, 400, "{poison:?}");
+    let repeated = curl(
+        &proxy,
+        &[],
+        &proxy.url("/api/updates/stable/linux/x86_64/0.1.5?bundle_type=deb&bundle_type=appimage"),
+    );
+    assert_eq!(repeated.status, 400, "{repeated:?}");
+    let deb = json_through(
+        &proxy,
+        "/api/updates/stable/linux/x86_64/0.1.5?bundle_type=deb",
+    );
+    assert_eq!(
+        deb["url"], "https://downloads.test/app_0.2.0_amd64.deb",
+        "{deb}"
+    );
+
+    // The release kill switch goes through nginx: PATCH halts 0.3.0.
+    let halted = curl(
+        &proxy,
+        &[
+            "--request",
+            "PATCH",
+            "--header",
+            &format!("authorization: Bearer {TOKEN}"),
+            "--header",
+            "content-type: application/json",
+            "--data",
+            r#"{"halted":true}"#,
+        ],
+        &proxy.url("/api/admin/releases/0.3.0"),
+    );
+    assert_eq!(halted.status, 200, "{halted:?}");
+    let (_, stored) = server.admin_get("/api/admin/releases/0.3.0").await;
+    assert_eq!(stored["halted"], true, "{stored}");
+}
+
+/// The JSON body of a GET through nginx.
+fn json_through(proxy: &Proxy, path: &str) -> Value {
+    let output = std::process::Command::new("curl")
+        .args(["--silent", "--show-error", "--fail", "--max-time", "10"])
+        .arg("--resolve")
+        .arg(format!(
+            "{}:{}:127.0.0.1",
+            support::proxy::SERVER_NAME,
+            proxy.https
+        ))
+        .arg("--cacert")
+        .arg(proxy.certificate())
+        .arg(proxy.url(path))
+        .output()
+        .expect("run curl");
+    assert!(
+        output.status.success(),
+        "{path}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("a JSON answer")
 }

@@ -13,10 +13,16 @@ use crate::{dist, flags, path, setup, step};
 const NEEDED_FREE_BYTES: u64 = 16 << 30;
 
 impl flags::Ci {
+    pub fn preparation(&self) -> setup::Preparation {
+        setup::Preparation::from_no_install(self.no_install)
+    }
+
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
         let started = Instant::now();
         step::run("disk space", check_free_space)?;
-        step::run("setup", || setup::install_missing(sh, !self.no_install))?;
+        step::run("setup", || {
+            setup::install_missing(sh, self.preparation() == setup::Preparation::Install)
+        })?;
         step::run("lint", || flags::Lint {}.run(sh))?;
         step::run("test", || flags::Test {}.run(sh))?;
         step::run("fuzz", || flags::Fuzz { seconds: 60 }.run(sh))?;
@@ -28,6 +34,8 @@ impl flags::Ci {
             flags::Dist {
                 target: None,
                 out: Some(out.path().to_path_buf()),
+                // Setup above installed everything.
+                no_install: true,
                 publishing: flags::PublishingArgs::default(),
             }
             .run(sh)

@@ -66,6 +66,10 @@ pub struct Environment {
     /// Seconds the service may take to become healthy.
     #[serde(default = "default_health_timeout")]
     pub health_timeout_secs: u64,
+    /// On the first deploy to a host, seconds the smoke test waits for the site's real
+    /// certificate (nginx starts on a self-signed one until certbot has it).
+    #[serde(default = "default_certificate_timeout")]
+    pub certificate_timeout_secs: u64,
 }
 
 fn default_ssh_port() -> u16 {
@@ -82,6 +86,162 @@ fn default_service() -> String {
 }
 fn default_health_timeout() -> u64 {
     180
+}
+fn default_certificate_timeout() -> u64 {
+    300
+}
+
+/// What `--tag` names: an image tag or a digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TagKind {
+    Tag,
+    Digest,
+}
+
+/// The rule Docker's reference grammar sets: a tag is 1 to 128 of letters, digits, `_`, `.`
+/// and `-`, not starting with `.` or `-`; a digest is `sha256:` and 64 lower-case hex digits.
+/// Anything else (a newline, a space, `=`) could change `.env` or the host's shell, so it is
+/// refused before anything is sent.
+fn tag_kind(tag: &str) -> Option<TagKind> {
+    if let Some(hex) = tag.strip_prefix("sha256:") {
+        let valid = hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        return valid.then_some(TagKind::Digest);
+    }
+    let mut bytes = tag.bytes();
+    let first_ok = bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_');
+    let valid = first_ok
+        && tag.len() <= 128
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    valid.then_some(TagKind::Tag)
+}
+
+/// `--tag`'s parser: the tag as given, or an error naming the rule it breaks.
+pub fn parse_tag(tag: &str) -> anyhow::Result<String> {
+    anyhow::ensure!(
+        tag_kind(tag).is_some(),
+        "{tag:?} is not an image tag or digest: a tag is 1 to 128 letters, digits, `_`, `.` and \
+         `-`, not starting with `.` or `-` (e.g. 1.4.2 or 3f2a9c1d0b7e); a digest is `sha256:` \
+         and 64 lower-case hex digits"
+    );
+    Ok(tag.to_owned())
+}
+
+/// `image` at `tag`: `image:tag`, or `image@sha256:...` for a digest.
+fn image_reference(image: &str, tag: &str) -> anyhow::Result<String> {
+    parse_tag(tag)?;
+    let separator = if tag_kind(tag) == Some(TagKind::Digest) {
+        '@'
+    } else {
+        ':'
+    };
+    Ok(format!("{image}{separator}{tag}"))
+}
+
+/// The host's own settings, beside `.env`: a deploy reads it and never writes it, so what an
+/// operator sets there (keys, buckets, anything host-specific) survives every deploy.
+pub const LOCAL_ENV: &str = "local.env";
+
+/// The marker the shipped environment files put where only the operator knows the value.
+const PLACEHOLDER: &str = "REPLACE_WITH";
+
+impl Environment {
+    /// The environment's settings file's text (empty without one).
+    pub fn settings(&self, base: &Path) -> anyhow::Result<String> {
+        match &self.env_file {
+            Some(file) => {
+                let file = base.join(file);
+                std::fs::read_to_string(&file)
+                    .with_context(|| format!("read the environment's settings {}", file.display()))
+            }
+            None => Ok(String::new()),
+        }
+    }
+
+    /// The folder `.env` goes in, relative to the deploy folder: the first compose file's.
+    pub fn env_dir(&self) -> anyhow::Result<String> {
+        let first = self
+            .compose_files
+            .first()
+            .context("the environment lists no compose_files")?;
+        Ok(Path::new(first)
+            .parent()
+            .map(|dir| dir.display().to_string())
+            .filter(|dir| !dir.is_empty())
+            .unwrap_or_else(|| ".".into()))
+    }
+}
+
+/// The variable a `.env` line sets, if it sets one.
+fn env_key(line: &str) -> Option<&str> {
+    let line = line.trim();
+    if line.is_empty() || line.starts_with('#') {
+        return None;
+    }
+    line.split_once('=').map(|(key, _)| key.trim())
+}
+
+/// The `.env` a deploy writes ([`merge_env`]), refused while any value still holds a
+/// placeholder of the shipped files, naming the variables and where to set them.
+pub fn env_text(
+    settings: &str,
+    local: &str,
+    image_variable: &str,
+    image: &str,
+) -> anyhow::Result<String> {
+    let text = merge_env(settings, local, image_variable, image)?;
+    let unset = placeholders(&text);
+    anyhow::ensure!(
+        unset.is_empty(),
+        "{} still hold the shipped placeholder ({PLACEHOLDER}...): set them in the host's {LOCAL_ENV} \
+         beside .env (deploys never touch it) or in the environment's settings file",
+        unset.join(", ")
+    );
+    Ok(text)
+}
+
+/// The variables whose values are still the shipped placeholder.
+pub fn placeholders(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|line| line.contains(PLACEHOLDER))
+        .filter_map(env_key)
+        .collect()
+}
+
+/// The environment's `settings`, less what the host's `local` file sets, then that file's
+/// lines, then `image_variable=image`. A variable the host sets wins over the environment's;
+/// the image is the deploy's alone.
+pub fn merge_env(
+    settings: &str,
+    local: &str,
+    image_variable: &str,
+    image: &str,
+) -> anyhow::Result<String> {
+    let local_keys: Vec<&str> = local.lines().filter_map(env_key).collect();
+    anyhow::ensure!(
+        !local_keys.contains(&image_variable),
+        "{LOCAL_ENV} sets {image_variable}, which each deploy chooses with --tag: remove it from {LOCAL_ENV}"
+    );
+    let mut text = String::new();
+    for line in settings.lines() {
+        if env_key(line).is_some_and(|key| local_keys.contains(&key) || key == image_variable) {
+            continue;
+        }
+        text.push_str(line);
+        text.push('\n');
+    }
+    if !local.trim().is_empty() {
+        text.push_str(&format!(
+            "# From the host's {LOCAL_ENV}, which deploys never write.\n"
+        ));
+        for line in local.lines() {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    text.push_str(&format!("{image_variable}={image}\n"));
+    Ok(text)
 }
 
 /// The environments of a configuration file, and the folder its paths are relative to.
@@ -293,37 +453,34 @@ impl Deploy<'_> {
         Ok(())
     }
 
-    /// `.env` beside the first compose file: the environment's settings, then the image.
+    /// `.env` beside the first compose file: the environment's settings, the host's own
+    /// `local.env` beside it (which no deploy writes), then the image.
     fn write_env(&self, tag: &str) -> anyhow::Result<()> {
-        let mut text = match &self.environment.env_file {
-            Some(file) => {
-                let file = self.base.join(file);
-                std::fs::read_to_string(&file).with_context(|| {
-                    format!("read the environment's settings {}", file.display())
-                })?
-            }
-            None => String::new(),
-        };
-        if !text.is_empty() && !text.ends_with('\n') {
-            text.push('\n');
-        }
-        text.push_str(&format!(
-            "{}={}:{tag}\n",
-            self.environment.image_variable, self.environment.image
-        ));
-        let first = self
-            .environment
-            .compose_files
-            .first()
-            .context("the environment lists no compose_files")?;
-        let env_dir = Path::new(first)
-            .parent()
-            .map(|dir| dir.display().to_string())
-            .filter(|dir| !dir.is_empty())
-            .unwrap_or_else(|| ".".into());
+        let settings = self.environment.settings(self.base)?;
+        let env_dir = self.environment.env_dir()?;
+        let local = self.remote.run(
+            &format!(
+                "cat {}/{}/{LOCAL_ENV} 2>/dev/null || true",
+                self.dir(),
+                quote(&env_dir)
+            ),
+            b"",
+        )?;
+        let text = env_text(
+            &settings,
+            &local,
+            &self.environment.image_variable,
+            &image_reference(&self.environment.image, tag)?,
+        )
+        .with_context(|| {
+            format!(
+                "the settings for {} (the environment's file, then {}/{env_dir}/{LOCAL_ENV} on the host)",
+                self.name, self.environment.dir
+            )
+        })?;
         self.remote.run(
             &format!(
-                "cd {} && cat > {env}/.env.new && mv {env}/.env.new {env}/.env",
+                "cd {} && umask 077 && cat > {env}/.env.new && mv {env}/.env.new {env}/.env",
                 self.dir(),
                 env = quote(&env_dir)
             ),
@@ -332,11 +489,13 @@ impl Deploy<'_> {
         Ok(())
     }
 
-    /// Pull, migrate, up, wait for health, smoke: the tag runs and answers, or an error.
-    fn roll_out(&self, tag: &str) -> anyhow::Result<()> {
-        let image = quote(&format!("{}:{tag}", self.environment.image)).into_owned();
+    /// Pull, migrate, up, wait for health, smoke: the tag runs and answers, or an error. On a
+    /// `first` deploy to the host the smoke test first waits for a trusted certificate.
+    fn roll_out(&self, tag: &str, first: bool) -> anyhow::Result<()> {
+        let reference = image_reference(&self.environment.image, tag)?;
+        let image = quote(&reference).into_owned();
         self.write_env(tag)?;
-        step::run(&format!("pull {}:{tag}", self.environment.image), || {
+        step::run(&format!("pull {reference}"), || {
             self.remote.run(
                 &format!("docker image inspect {image} >/dev/null 2>&1 || docker pull {image}"),
                 b"",
@@ -370,6 +529,11 @@ impl Deploy<'_> {
                 resolve: Vec::new(),
                 expect_version: None,
                 expect_headers: false,
+                certificate_wait_secs: if first {
+                    self.environment.certificate_timeout_secs
+                } else {
+                    0
+                },
             }
             .run(self.sh)
         })?;
@@ -518,7 +682,7 @@ impl Deploy<'_> {
             outcome: outcome.to_owned(),
             reason,
         };
-        let failure = match self.roll_out(tag) {
+        let failure = match self.roll_out(tag, previous.is_none()) {
             Ok(()) => {
                 self.record(&record("deployed", None))?;
                 eprintln!(
@@ -537,7 +701,7 @@ impl Deploy<'_> {
             );
         };
         eprintln!("xtask: deploying {tag} failed; putting {previous_tag} back: {failure}");
-        match self.roll_out(&previous_tag) {
+        match self.roll_out(&previous_tag, false) {
             Ok(()) => {
                 self.record(&record(
                     &format!("rolled back to {previous_tag}"),
@@ -594,7 +758,149 @@ mod tests {
                 );
             }
             assert!(environment.url.starts_with("https://"), "{name}");
+            // An environment on Let's Encrypt's staging CA trusts its roots in the smoke test,
+            // which no system store holds.
+            let settings = environment.settings(&base).unwrap();
+            if settings.contains("acme-staging") {
+                let cacert = environment.smoke_cacert.as_ref().unwrap_or_else(|| {
+                    panic!("{name} is on the staging CA and names no smoke_cacert")
+                });
+                let text = std::fs::read_to_string(base.join(cacert)).unwrap();
+                assert!(text.contains("BEGIN CERTIFICATE"), "{name}");
+            } else {
+                assert!(
+                    environment.smoke_cacert.is_none(),
+                    "{name}: production trusts the system store"
+                );
+            }
         }
+    }
+
+    /// Each shipped environment's `.env`, as a deploy writes it with nothing host-local yet,
+    /// is one docker-compose accepts for the whole stack; the only values left to the host are
+    /// the placeholders the README names.
+    #[test]
+    fn every_environment_gives_compose_all_it_requires() {
+        let (environments, base) =
+            load(&path::project_root().join("deploy/environments.toml")).unwrap();
+        for (name, environment) in &environments {
+            let settings = environment.settings(&base).unwrap();
+            let text = merge_env(
+                &settings,
+                "",
+                &environment.image_variable,
+                &image_reference(&environment.image, "1.0.0").unwrap(),
+            )
+            .unwrap();
+            assert_eq!(
+                placeholders(&text),
+                ["BACKUP_RECIPIENTS", "BACKUP_S3_ACCESS_KEY_ID"],
+                "{name}: only these are the host's to set"
+            );
+            let dir = tempfile::tempdir().unwrap();
+            let env_file = dir.path().join(".env");
+            std::fs::write(&env_file, &text).unwrap();
+            let mut command = std::process::Command::new("docker-compose");
+            // Only the file's settings count, not this process's environment.
+            command
+                .current_dir(path::project_root().join("docker"))
+                .env_clear()
+                .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+            for file in &environment.compose_files {
+                let file = file.strip_prefix("docker/").unwrap_or(file);
+                command.args(["--file", file]);
+            }
+            let output = command
+                .arg("--env-file")
+                .arg(&env_file)
+                .arg("config")
+                .output()
+                .expect("run docker-compose (`cargo xtask setup` installs it)");
+            assert!(
+                output.status.success(),
+                "{name}: docker-compose refuses its .env:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let config = String::from_utf8_lossy(&output.stdout);
+            assert!(
+                config.contains("APP_WEB_BACKUP_S3_BUCKET: app-"),
+                "{name}: backups go off-site"
+            );
+        }
+    }
+
+    #[test]
+    fn host_local_settings_win_and_survive_and_placeholders_are_refused() {
+        let settings = "# staging\nAPP_DOMAIN=a.example.org\nBACKUP_RECIPIENTS=age1REPLACE_WITH_KEYS\nAPP_WEB_IMAGE=old\n";
+        let local = "BACKUP_RECIPIENTS=age1realkey\nEXTRA=kept\n";
+        let text = env_text(settings, local, "APP_WEB_IMAGE", "r/app-web:2.0.0").unwrap();
+        assert_eq!(
+            text,
+            "# staging\nAPP_DOMAIN=a.example.org\n# From the host's local.env, which deploys never write.\nBACKUP_RECIPIENTS=age1realkey\nEXTRA=kept\nAPP_WEB_IMAGE=r/app-web:2.0.0\n"
+        );
+        let err = env_text(settings, "", "APP_WEB_IMAGE", "r/app-web:2.0.0")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("BACKUP_RECIPIENTS still hold the shipped placeholder")
+                && err.contains("local.env"),
+            "{err}"
+        );
+        let err = env_text(settings, "APP_WEB_IMAGE=mine\n", "APP_WEB_IMAGE", "x")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("remove it from local.env"), "{err}");
+    }
+
+    #[test]
+    fn a_tag_that_could_add_lines_to_env_is_refused_naming_the_rule() {
+        for good in [
+            "0.1.0",
+            "1.4.2-beta.1",
+            "3f2a9c1d0b7e-dirty",
+            "latest",
+            "_x",
+        ] {
+            assert_eq!(parse_tag(good).unwrap(), good);
+        }
+        for bad in [
+            "1.0\nAPP_WEB_LOG=debug",
+            "1.0 extra",
+            "",
+            ".hidden",
+            "-flag",
+            "a=b",
+            "a;reboot",
+            &"x".repeat(129),
+            "sha256:abc",
+        ] {
+            let err = parse_tag(bad).unwrap_err().to_string();
+            assert!(
+                err.contains("is not an image tag or digest") && err.contains("1 to 128"),
+                "{bad:?}: {err}"
+            );
+        }
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        assert_eq!(
+            image_reference("registry.example/app-web", &digest).unwrap(),
+            format!("registry.example/app-web@{digest}")
+        );
+        assert_eq!(
+            image_reference("registry.example/app-web", "1.2.3").unwrap(),
+            "registry.example/app-web:1.2.3"
+        );
+        // The command line refuses it before anything else runs.
+        use clap::Parser;
+        let parsed = crate::flags::Xtask::try_parse_from([
+            "cargo xtask",
+            "deploy",
+            "--env",
+            "dev",
+            "--tag",
+            "1.0\nAPP_WEB_IMAGE=evil",
+        ]);
+        let err = parsed.unwrap_err().to_string();
+        assert!(err.contains("is not an image tag or digest"), "{err}");
     }
 
     /// What the host's shell gets: words with spaces or quotes in single quotes.

@@ -24,8 +24,19 @@ use crate::{flags, path, step};
 use manifest::{Artifact, Manifest};
 use targets::{ArtifactKind, Target};
 
+/// What `dist` needs installed: the desktop build, and the tools that sign and check packages.
+pub const SETUP_PURPOSES: &[Purpose] = &[Purpose::DesktopBuild, Purpose::DistChecks];
+
 impl flags::Dist {
+    /// As `ci` does: installs what is missing unless `--no-install`.
+    pub fn preparation(&self) -> setup::Preparation {
+        setup::Preparation::from_no_install(self.no_install)
+    }
+
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        step::run("setup", || {
+            setup::prepare(sh, SETUP_PURPOSES, self.preparation())
+        })?;
         let host = targets::host_triple(sh)?;
         let target = targets::resolve(self.target.as_deref(), &host)?;
         let desktop_config = desktop_config(None)?;

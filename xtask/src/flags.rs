@@ -30,11 +30,12 @@ pub enum Command {
     Dashboards(Dashboards),
     Sign(Sign),
     UpdaterManifest(UpdaterManifest),
-    #[command(hide = true)]
     Bundle(Bundle),
     Changelog(Changelog),
     Release(Release),
     Icons(Icons),
+    // Internal: the bundling step that `dist` and `bundle` run in an xtask of their own.
+    #[command(hide = true)]
     BundleDesktop(BundleDesktop),
     Symbols(Symbols),
     Fuzz(Fuzz),
@@ -80,6 +81,10 @@ pub struct Dist {
     /// Folder to write the artifacts to [default: target/dist]
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+
+    /// Report missing system packages instead of installing them
+    #[arg(long)]
+    pub no_install: bool,
 
     #[command(flatten)]
     pub publishing: PublishingArgs,
@@ -311,6 +316,12 @@ pub struct NginxSettings {
     /// Requests a client may send at once beyond that rate
     #[arg(long, env = "NGINX_RATE_BURST", default_value = "40")]
     pub rate_burst: String,
+    /// The largest crash upload in MiB: app-web's APP_WEB_CRASH_MAX_MIB
+    #[arg(long, env = "NGINX_CRASH_MAX_MIB", default_value_t = 8)]
+    pub crash_max_mib: u64,
+    /// The largest symbol file in MiB: app-web's APP_WEB_SYMBOLS_MAX_MIB
+    #[arg(long, env = "NGINX_SYMBOLS_MAX_MIB", default_value_t = 1024)]
+    pub symbols_max_mib: u64,
     /// Certificate chain (PEM) [default: Let's Encrypt's live folder for the server name]
     #[arg(long, env = "NGINX_CERTIFICATE")]
     pub certificate: Option<String>,
@@ -679,6 +690,12 @@ pub struct Smoke {
     /// Require the security headers on a plain http:// URL too (always checked for https)
     #[arg(long)]
     pub expect_headers: bool,
+
+    /// Before the checks, wait up to this many seconds for the site to present a certificate
+    /// that is trusted (a new host's nginx runs on a self-signed one until certbot has the real
+    /// one); 0 does not wait
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    pub certificate_wait_secs: u64,
 }
 
 /// Deploy the compose stack to an environment's host over SSH: upload its files, write .env
@@ -690,8 +707,9 @@ pub struct Deploy {
     #[arg(long)]
     pub env: String,
 
-    /// The image tag to deploy
-    #[arg(long, required_unless_present = "history")]
+    /// The image tag to deploy (letters, digits, `_`, `.` and `-`, up to 128), or a digest
+    /// (`sha256:` and 64 hex digits)
+    #[arg(long, required_unless_present = "history", value_parser = crate::deploy::parse_tag)]
     pub tag: Option<String>,
 
     /// The environments file [default: deploy/environments.toml]
@@ -718,4 +736,67 @@ pub struct Notify {
     /// The webhook URL [default: APP_CHAT_WEBHOOK_URL]
     #[arg(long, env = "APP_CHAT_WEBHOOK_URL", hide_env_values = true)]
     pub webhook_url: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use clap::CommandFactory;
+
+    /// The commands README.md's "Every command" table names: the first word of each row.
+    fn readme_commands() -> BTreeSet<String> {
+        let readme = std::fs::read_to_string(crate::path::project_root().join("README.md"))
+            .expect("read README.md");
+        let table = readme
+            .split("## Every command")
+            .nth(1)
+            .expect("README.md has an \"Every command\" section");
+        table
+            .lines()
+            .skip_while(|line| !line.starts_with('|'))
+            .take_while(|line| line.starts_with('|'))
+            .skip(2)
+            .filter_map(|row| {
+                let cell = row.trim_start_matches('|').split('|').next()?;
+                let first = cell.trim().trim_start_matches('`');
+                let word: String = first
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '-')
+                    .collect();
+                (!word.is_empty()).then_some(word)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn help_lists_exactly_the_commands_the_readme_lists() {
+        let command = super::Xtask::command();
+        let help = command.clone().render_help().to_string();
+        let visible: BTreeSet<String> = command
+            .get_subcommands()
+            .filter(|sub| !sub.is_hide_set())
+            .map(|sub| sub.get_name().to_owned())
+            .collect();
+        let documented = readme_commands();
+        assert!(
+            documented.len() >= 20,
+            "the table was not read: {documented:?}"
+        );
+        assert_eq!(
+            visible, documented,
+            "`cargo xtask --help` and README.md's command table must list the same commands"
+        );
+        for name in &documented {
+            assert!(
+                help.lines()
+                    .any(|line| line.trim_start().starts_with(name.as_str())),
+                "--help does not show {name}:\n{help}"
+            );
+        }
+        assert!(
+            !help.contains("bundle-desktop"),
+            "the internal bundle-desktop shows in --help:\n{help}"
+        );
+    }
 }

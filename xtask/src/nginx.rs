@@ -34,6 +34,11 @@ fn render(sh: &Shell, settings: flags::NginxSettings) -> anyhow::Result<()> {
         ("NGINX_UPSTREAM", settings.upstream),
         ("NGINX_RATE_LIMIT", settings.rate_limit),
         ("NGINX_RATE_BURST", settings.rate_burst),
+        ("NGINX_CRASH_MAX_MIB", settings.crash_max_mib.to_string()),
+        (
+            "NGINX_SYMBOLS_MAX_MIB",
+            settings.symbols_max_mib.to_string(),
+        ),
         (
             "NGINX_CERTIFICATE",
             settings

@@ -423,12 +423,42 @@ impl flags::Setup {
     }
 }
 
+/// What a main command (`ci`, `dist`) does about missing system packages before it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preparation {
+    /// Install them with apt, asking nothing and printing what it installs: a fresh machine
+    /// needs no step of its own first.
+    Install,
+    /// Only report them, with the command that installs them (`--no-install`).
+    ReportOnly,
+}
+
+impl Preparation {
+    /// The one rule both main commands follow: install unless told not to.
+    pub fn from_no_install(no_install: bool) -> Self {
+        if no_install {
+            Preparation::ReportOnly
+        } else {
+            Preparation::Install
+        }
+    }
+
+    fn installs(self) -> bool {
+        self == Preparation::Install
+    }
+}
+
 /// Reports or installs every package of the table. With `install` false, or when installing is
 /// not possible here, a missing package is an error that prints the command to run.
 pub fn install_missing(sh: &Shell, install: bool) -> anyhow::Result<()> {
-    install_missing_packages(sh, install)?;
+    install_missing_packages(sh, ALL_PURPOSES, install)?;
     install_missing_cargo_tools(sh, install)?;
     install_missing_python_tools(sh, install)
+}
+
+/// The system packages `purposes` need, installed or reported as `preparation` says.
+pub fn prepare(sh: &Shell, purposes: &[Purpose], preparation: Preparation) -> anyhow::Result<()> {
+    install_missing_packages(sh, purposes, preparation.installs())
 }
 
 /// Cargo tools missing, or installed at another version, per `cargo install --list`.
@@ -469,10 +499,10 @@ fn install_missing_cargo_tools(sh: &Shell, install: bool) -> anyhow::Result<()> 
     Ok(())
 }
 
-fn install_missing_packages(sh: &Shell, install: bool) -> anyhow::Result<()> {
+fn install_missing_packages(sh: &Shell, purposes: &[Purpose], install: bool) -> anyhow::Result<()> {
     let platform = Platform::detect();
     if platform != Platform::Debian {
-        let names: Vec<String> = packages_for(ALL_PURPOSES)
+        let names: Vec<String> = packages_for(purposes)
             .map(|package| match platform {
                 Platform::Fedora => package.fedora.to_owned(),
                 _ => package.debian.to_owned(),
@@ -483,7 +513,7 @@ fn install_missing_packages(sh: &Shell, install: bool) -> anyhow::Result<()> {
         return Ok(());
     }
 
-    let names: Vec<&str> = packages_for(ALL_PURPOSES)
+    let names: Vec<&str> = packages_for(purposes)
         .map(|package| package.debian)
         .collect();
     let missing = step::run("check system packages", || {
@@ -550,6 +580,34 @@ mod tests {
             .map(|p| p.debian)
             .collect();
         assert!(names.contains(&"libwebkit2gtk-4.1-dev"), "{names:?}");
+    }
+
+    #[test]
+    fn dist_sets_itself_up_as_ci_does() {
+        use clap::Parser;
+        let preparation = |args: &[&str]| {
+            let mut argv = vec!["cargo xtask"];
+            argv.extend_from_slice(args);
+            match flags::Xtask::try_parse_from(argv).unwrap().command {
+                flags::Command::Ci(ci) => ci.preparation(),
+                flags::Command::Dist(dist) => dist.preparation(),
+                other => panic!("not a main command: {other:?}"),
+            }
+        };
+        assert_eq!(preparation(&["dist"]), Preparation::Install);
+        assert_eq!(preparation(&["dist"]), preparation(&["ci"]));
+        assert_eq!(
+            preparation(&["dist", "--no-install"]),
+            Preparation::ReportOnly
+        );
+        assert_eq!(
+            preparation(&["dist", "--no-install"]),
+            preparation(&["ci", "--no-install"])
+        );
+        // What dist needs is part of what ci installs.
+        for purpose in crate::dist::SETUP_PURPOSES {
+            assert!(ALL_PURPOSES.contains(purpose), "{purpose}");
+        }
     }
 
     #[test]

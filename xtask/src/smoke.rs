@@ -87,6 +87,16 @@ impl flags::Smoke {
         );
         let cacert = existing(self.cacert)?;
         let client = client(sh, cacert.as_deref(), &self.resolve);
+        if https && self.certificate_wait_secs > 0 {
+            step::run("a trusted certificate", || {
+                wait_for_trusted_certificate(
+                    &client,
+                    &base,
+                    std::time::Duration::from_secs(self.certificate_wait_secs),
+                    cacert.as_deref(),
+                )
+            })?;
+        }
         step::run("readiness", || {
             let answer = client.request("GET", &format!("{base}/readyz"), None)?;
             let body: Value = serde_json::from_str(&answer.body).unwrap_or(Value::Null);
@@ -143,6 +153,36 @@ impl flags::Smoke {
         step::run("API round trip", || check_notes(&client, &base))?;
         eprintln!("xtask: {base} passed the smoke test");
         Ok(())
+    }
+}
+
+/// Waits until a request to `base` completes with the certificate verified (any status), for at
+/// most `limit`: on a new host nginx serves a self-signed certificate until certbot has the
+/// real one and hands it over.
+fn wait_for_trusted_certificate(
+    client: &Client<'_>,
+    base: &str,
+    limit: std::time::Duration,
+    cacert: Option<&Path>,
+) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    loop {
+        let error = match client.request("GET", &format!("{base}/healthz"), None) {
+            Ok(_) => return Ok(()),
+            Err(err) => err,
+        };
+        if started.elapsed() >= limit {
+            return Err(error.context(format!(
+                "{base} presented no certificate trusted by {} within {}s; is certbot getting \
+                 one (`docker-compose logs certbot` on the host)?",
+                cacert.map_or_else(
+                    || "the system's store".to_owned(),
+                    |file| file.display().to_string()
+                ),
+                limit.as_secs()
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_secs(2));
     }
 }
 

@@ -4,8 +4,13 @@
 //! from a real dist on the debootstrap base, pushed with `cargo xtask docker push` to a real
 //! registry on loopback (Debian's docker-registry) and pulled from there by the deploy, against
 //! PostgreSQL and Redis on loopback (host networking, listening on 127.0.0.1 only), with a
-//! one-shot migrate service. Version A deploys and passes the smoke test; version B, whose
-//! health check fails, is rolled back to A automatically; the history on the host shows both.
+//! one-shot migrate service, and the project's nginx (rendered from its template, on the host)
+//! in front of app-web over TLS. The first deploy finds nginx on its self-signed certificate,
+//! as a new host has it until certbot is done: the smoke test waits until the project's certbot
+//! deploy hook hands nginx a certificate from the environment's own CA (one no system store
+//! holds, like Let's Encrypt's staging CA), then passes. Settings in the host's `local.env`
+//! reach `.env` and survive. Version B, whose health check fails, is rolled back to A
+//! automatically; the history on the host shows both.
 
 mod support;
 
@@ -13,7 +18,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use local_servers::{DockerEngine, Postgres, Redis, docker_client};
+use local_servers::{DockerEngine, Nginx, Postgres, Redis, docker_client};
 use support::docker::{Images, build_image, docker, make_base};
 use support::{assert_success, dist_into, workspace_version, xtask};
 
@@ -166,6 +171,128 @@ services:
       APP_WEB_REDIS_URL: ${REDIS_URL}
 "#;
 
+/// How long after app-web is healthy the test's "certbot" hands nginx the real certificate.
+const CERTIFICATE_DELAY_SECS: u64 = 6;
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let output = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run openssl");
+    assert_success(&output, &format!("openssl {}", args.join(" ")));
+}
+
+/// A CA of the test's own and a certificate from it for `name`, in `dir/issued`: the
+/// environment's CA, which no system store holds (as Let's Encrypt's staging CA).
+fn make_ca_and_certificate(dir: &Path, name: &str) {
+    std::fs::create_dir_all(dir.join("issued")).unwrap();
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=Deploy Test Staging Root",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-subj",
+            &format!("/CN={name}"),
+            "-keyout",
+            "issued/privkey.pem",
+            "-out",
+            "site.csr",
+        ],
+    );
+    std::fs::write(dir.join("ext.cnf"), format!("subjectAltName=DNS:{name}\n")).unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "site.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "issued/fullchain.pem",
+        ],
+    );
+}
+
+/// The project's nginx for `name` in front of 127.0.0.1:`upstream`, on its self-signed
+/// certificate (nginx/certificate-link.sh) as on a new host; `dir` holds its files.
+fn start_nginx(dir: &Path, name: &str, upstream: u16) -> (Nginx, u16) {
+    let nginx_dir = support::project_root().join("nginx");
+    for sub in ["runtime", "acme", "certs", "conf"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
+    let linked = Command::new("sh")
+        .arg(nginx_dir.join("certificate-link.sh"))
+        .arg("self-signed")
+        .env("NGINX_CERT_DIR", dir.join("certs"))
+        .env("NGINX_SERVER_NAME", name)
+        .output()
+        .unwrap();
+    assert_success(&linked, "certificate-link.sh self-signed");
+    let (http, https, status) = (free_port(), free_port(), free_port());
+    let path = |sub: &str| dir.join(sub).display().to_string();
+    let values = [
+        ("NGINX_SERVER_NAME", name.to_owned()),
+        ("NGINX_HTTP_LISTEN", format!("127.0.0.1:{http}")),
+        ("NGINX_HTTPS_LISTEN", format!("127.0.0.1:{https}")),
+        ("NGINX_STATUS_LISTEN", format!("127.0.0.1:{status}")),
+        ("NGINX_HTTPS_ORIGIN", format!("https://{name}:{https}")),
+        ("NGINX_UPSTREAM", format!("127.0.0.1:{upstream}")),
+        ("NGINX_RATE_LIMIT", "20r/s".to_owned()),
+        ("NGINX_RATE_BURST", "40".to_owned()),
+        ("NGINX_CRASH_MAX_MIB", "8".to_owned()),
+        ("NGINX_SYMBOLS_MAX_MIB", "1024".to_owned()),
+        ("NGINX_CERTIFICATE", path("certs/current/fullchain.pem")),
+        ("NGINX_CERTIFICATE_KEY", path("certs/current/privkey.pem")),
+        ("NGINX_ACME_ROOT", path("acme")),
+        ("NGINX_RUNTIME_DIR", path("runtime")),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_owned(), value))
+    .collect();
+    local_servers::nginx::render(&nginx_dir, &dir.join("conf"), &values).unwrap();
+    let nginx = Nginx::start(
+        &dir.join("conf"),
+        &dir.join("runtime"),
+        std::net::SocketAddr::from(([127, 0, 0, 1], https)),
+    )
+    .expect("nginx accepts the project's configuration");
+    (nginx, https)
+}
+
 #[test]
 fn a_failing_version_is_rolled_back_and_the_history_shows_both() {
     let _engine = DockerEngine::ensure().unwrap();
@@ -238,6 +365,12 @@ fn a_failing_version_is_rolled_back_and_the_history_shows_both() {
     let redis = Redis::start().expect("start Redis");
     let sshd = start_sshd(work.path());
     let app_port = free_port();
+    // The site as its users reach it: nginx over TLS, on a self-signed certificate until the
+    // "certbot" below hands it the real one.
+    let site = "localhost";
+    let edge = work.path().join("edge");
+    make_ca_and_certificate(&edge, site);
+    let (nginx, https_port) = start_nginx(&edge, site, app_port);
     let project = format!("deploytest{}", std::process::id());
     let _down = ComposeDown {
         project: project.clone(),
@@ -266,7 +399,9 @@ ssh_port = {port}
 ssh_key = "id_ed25519"
 known_hosts = "known_hosts"
 dir = "{remote}"
-url = "http://127.0.0.1:{app_port}"
+url = "https://{site}:{https_port}"
+smoke_cacert = "edge/ca.pem"
+certificate_timeout_secs = 240
 compose = "docker-compose"
 root = "stack"
 files = ["compose.yaml"]
@@ -293,13 +428,69 @@ health_timeout_secs = 90
         xtask(&args)
     };
 
-    // Version A: deployed, healthy, smoke-tested.
+    // The host's own settings, which no deploy writes.
+    std::fs::create_dir_all(&remote).unwrap();
+    let local = "# set on the host by its operator\nHOST_ONLY_SETTING=kept\n";
+    std::fs::write(remote.join("local.env"), local).unwrap();
+
+    // certbot on a new host: once app-web is healthy (the deploy is about to smoke-test), it
+    // gets the certificate some seconds later and its deploy hook hands it to nginx.
+    let certbot = {
+        let hook = support::project_root().join("nginx/certbot/deploy-hook.sh");
+        let (lineage, cert_dir, pid_file) =
+            (edge.join("issued"), edge.join("certs"), nginx.pid_file());
+        let project = project.clone();
+        std::thread::spawn(move || {
+            local_servers::wait_for(Duration::from_secs(600), "app-web to be healthy", || {
+                let listed = Command::new(docker_client())
+                    .args([
+                        "ps",
+                        "--filter",
+                        &format!("label=com.docker.compose.project={project}"),
+                        "--filter",
+                        "label=com.docker.compose.service=app-web",
+                        "--filter",
+                        "health=healthy",
+                        "--quiet",
+                    ])
+                    .output();
+                listed.is_ok_and(|listed| !listed.stdout.trim_ascii().is_empty())
+            })
+            .unwrap();
+            std::thread::sleep(Duration::from_secs(CERTIFICATE_DELAY_SECS));
+            Command::new("sh")
+                .arg(hook)
+                .env("RENEWED_LINEAGE", lineage)
+                .env("NGINX_CERT_DIR", cert_dir)
+                .env("NGINX_PID_FILE", pid_file)
+                .output()
+                .unwrap()
+        })
+    };
+
+    // Version A, the host's first deploy: deployed, healthy, and smoke-tested through nginx
+    // once the real certificate is there.
     let first = deploy(&["--tag", &version]);
+    let hooked = certbot.join().unwrap();
+    assert_success(&hooked, "certbot's deploy hook");
     assert_success(&first, "deploy of version A");
     let report = String::from_utf8_lossy(&first.stderr);
+    // The smoke test waited for the certificate rather than failing on the self-signed one.
+    let waited: f64 = report
+        .lines()
+        .find_map(|line| line.strip_prefix("xtask: a trusted certificate: ok in "))
+        .and_then(|took| took.strip_suffix('s'))
+        .and_then(|seconds| seconds.parse().ok())
+        .unwrap_or_else(|| panic!("no wait for the certificate in:\n{report}"));
+    assert!(
+        waited >= 2.0,
+        "the certificate was trusted at once ({waited}s), so nothing waited:\n{report}"
+    );
     for step in [
         "migrations: ok",
         "app-web healthy: ok",
+        "TLS 1.2 or newer, certificate valid: ok",
+        "security headers: ok",
         "API round trip: ok",
     ] {
         assert!(report.contains(step), "{step:?} missing:\n{report}");
@@ -307,6 +498,16 @@ health_timeout_secs = 90
     assert!(
         remote.join("compose.yaml").is_file(),
         "the files were uploaded"
+    );
+    let written = std::fs::read_to_string(remote.join(".env")).unwrap();
+    assert!(
+        written.contains("HOST_ONLY_SETTING=kept")
+            && written.contains(&format!("APP_WEB_IMAGE={published_a}")),
+        "{written}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(remote.join("local.env")).unwrap(),
+        local
     );
 
     // Version B: its health check fails, A is put back and answers again.
@@ -347,6 +548,12 @@ health_timeout_secs = 90
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&running.stdout).trim(), published_a);
+    assert_eq!(
+        std::fs::read_to_string(remote.join("local.env")).unwrap(),
+        local,
+        "a deploy and its rollback leave the host's settings alone"
+    );
+    drop(nginx);
 
     // The history on the host: A deployed, B rolled back to A.
     let history = deploy(&["--history"]);

@@ -467,6 +467,8 @@ fn the_nginx_image_serves_the_project_configuration_on_debians_nginx() {
         "NGINX_UPSTREAM=127.0.0.1:9",
         "NGINX_RATE_LIMIT=20r/s",
         "NGINX_RATE_BURST=40",
+        "NGINX_CRASH_MAX_MIB=8",
+        "NGINX_SYMBOLS_MAX_MIB=1024",
         "NGINX_CERT_DIR=/etc/nginx/certs",
         "NGINX_CERTIFICATE=/etc/nginx/certs/current/fullchain.pem",
         "NGINX_CERTIFICATE_KEY=/etc/nginx/certs/current/privkey.pem",

@@ -20,7 +20,7 @@ use crate::error::{ApiError, read_json};
 use crate::routes::{AppState, require_admin};
 
 /// Largest batch body accepted.
-const MAX_BATCH_BYTES: usize = 256 * 1024;
+const MAX_BATCH_BYTES: usize = crate::body_limits::EVENTS_BYTES;
 
 pub fn router(state: AppState) -> Router<AppState> {
     let admin = Router::new()
@@ -35,7 +35,7 @@ pub fn router(state: AppState) -> Router<AppState> {
             post(ingest)
                 .layer(DefaultBodyLimit::max(MAX_BATCH_BYTES))
                 .route_layer(axum::middleware::from_fn_with_state(
-                    state,
+                    (state, "rate-events"),
                     crate::rate_limit::limit,
                 )),
         )
@@ -79,7 +79,7 @@ async fn ingest(
         extensions
             .get::<ConnectInfo<std::net::SocketAddr>>()
             .map(|ConnectInfo(peer)| *peer),
-        state.rate_limit().trust_proxy_headers,
+        &state.rate_limit().trusted_proxies,
     );
     let user_agent = headers
         .get(header::USER_AGENT)

@@ -26,17 +26,17 @@ use super::{Crashes, store};
 use crate::error::ApiError;
 use crate::routes::{AppState, require_admin};
 
-/// Room for the multipart framing and the metadata beside the minidump.
-const FRAMING_BYTES: usize = 64 * 1024;
 const HOUR: Duration = Duration::from_secs(3600);
 
 pub fn router(state: AppState) -> Router<AppState> {
+    // The whole upload is held to the crash limit, as nginx holds it; the minidump inside it
+    // is then necessarily smaller.
     let (upload_limit, symbols_limit) = match state.crashes() {
         Some(crashes) => (
-            crashes.max_minidump_bytes as usize + FRAMING_BYTES,
+            crashes.max_minidump_bytes as usize,
             crashes.max_symbols_bytes as usize,
         ),
-        None => (FRAMING_BYTES, FRAMING_BYTES),
+        None => (crate::body_limits::API_BYTES, crate::body_limits::API_BYTES),
     };
     let admin = Router::new()
         .route("/api/admin/crashes/groups", get(list_groups))
@@ -74,8 +74,7 @@ async fn limit_uploads(State(state): State<AppState>, request: Request, next: Ne
     let allowed = state
         .crashes()
         .map_or(0, |crashes| crashes.uploads_per_hour);
-    let client =
-        crate::rate_limit::client_address(&request, state.rate_limit().trust_proxy_headers);
+    let client = crate::rate_limit::client_address(&request, &state.rate_limit().trusted_proxies);
     match crate::rate_limit::refusal(&state, client, "crash-uploads", allowed, HOUR).await {
         Some(refused) => refused,
         None => next.run(request).await,

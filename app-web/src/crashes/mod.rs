@@ -30,7 +30,8 @@ pub struct CrashConfig {
     #[arg(long, env = "APP_WEB_SYMBOLS_DIR", global = true)]
     pub symbols_dir: Option<PathBuf>,
 
-    /// Largest minidump accepted, in MiB (nginx allows 10 MiB bodies on the upload route)
+    /// Largest crash upload accepted (the minidump with its metadata), in MiB; nginx's limit on
+    /// the upload route comes from the same .env variable
     #[arg(
         long,
         env = "APP_WEB_CRASH_MAX_MIB",
@@ -48,7 +49,8 @@ pub struct CrashConfig {
     )]
     pub crash_uploads_per_hour: u64,
 
-    /// Largest symbol file the admin API accepts, in MiB
+    /// Largest symbol file the admin API accepts, in MiB; nginx's limit on the symbol route
+    /// comes from the same .env variable
     #[arg(
         long,
         env = "APP_WEB_SYMBOLS_MAX_MIB",
@@ -105,8 +107,8 @@ impl Crashes {
             symbols: symbols::SymbolStore::new(symbols_dir.clone()),
             symbolicator: symbolicate::Symbolicator::new(symbols_dir),
             wake: tokio::sync::Notify::new(),
-            max_minidump_bytes: config.crash_max_mib.saturating_mul(1024 * 1024),
-            max_symbols_bytes: config.symbols_max_mib.saturating_mul(1024 * 1024),
+            max_minidump_bytes: crate::body_limits::mib(config.crash_max_mib),
+            max_symbols_bytes: crate::body_limits::mib(config.symbols_max_mib),
             uploads_per_hour: config.crash_uploads_per_hour,
         })))
     }

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::Router;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -21,6 +21,7 @@ use semver::Version;
 use serde_json::json;
 use time::OffsetDateTime;
 
+use super::config::PublishPolicy;
 use super::policy::{self, Channel, Offer};
 use super::store::{self, Artifact, Publication, Published};
 use crate::error::{ApiError, read_json};
@@ -86,10 +87,43 @@ fn rollout_percent(value: i64) -> Option<u8> {
     u8::try_from(value).ok().filter(|percent| *percent <= 100)
 }
 
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, Default, PartialEq)]
 struct CheckQuery {
     bundle_type: Option<String>,
     install_id: Option<String>,
+}
+
+impl CheckQuery {
+    /// The update check's query: `bundle_type` and `install_id`, each at most once, and nothing
+    /// else. nginx keys its cache on the first `bundle_type` it sees, matched without regard to
+    /// case, so a second spelling or a second copy could store one bundle type's answer under
+    /// another's key; refusing both means every answer nginx keeps is for the value it keyed.
+    fn parse(raw: Option<&str>) -> Result<Self, ApiError> {
+        let mut query = Self::default();
+        for (key, value) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+            let slot = match key.as_ref() {
+                "bundle_type" => &mut query.bundle_type,
+                "install_id" => &mut query.install_id,
+                other => {
+                    return Err(bad(
+                        "query",
+                        format!(
+                            "unknown query parameter {other:?}: an update check takes only \
+                             bundle_type and install_id, spelt in lower case"
+                        ),
+                    ));
+                }
+            };
+            if slot.is_some() {
+                return Err(bad(
+                    "query",
+                    format!("the query parameter {key} is given more than once"),
+                ));
+            }
+            *slot = Some(value.into_owned());
+        }
+        Ok(query)
+    }
 }
 
 /// An install id as the app makes it: random, 8 to 128 letters, digits and dashes.
@@ -100,8 +134,9 @@ fn valid_install_id(id: &str) -> bool {
 async fn check(
     State(state): State<AppState>,
     Path((channel, target, arch, current)): Path<(String, String, String, String)>,
-    Query(query): Query<CheckQuery>,
+    RawQuery(raw_query): RawQuery,
 ) -> Result<Response, ApiError> {
+    let query = CheckQuery::parse(raw_query.as_deref())?;
     let channel: Channel = channel
         .parse()
         .map_err(|err: policy::UnknownChannel| bad("channel", err.to_string()))?;
@@ -138,6 +173,7 @@ async fn check(
         Offer::Rollback(release) => ("rollback", Some(release)),
         Offer::Nothing => ("none", None),
     };
+    let rollback = outcome == "rollback";
     metrics::counter!(
         crate::metrics::UPDATE_CHECKS,
         "channel" => channel.to_string(),
@@ -159,12 +195,15 @@ async fn check(
     let download = offerable
         .download(release)
         .ok_or_else(|| ApiError::Internal("the offered release has no download".into()))?;
+    // `rollback` tells the app that this lower version is offered on purpose: the app installs
+    // an older version only when the server marks it so.
     let body = json!({
         "version": release.version.to_string(),
         "url": download.url,
         "signature": download.signature,
         "notes": download.notes,
         "pub_date": download.pub_date,
+        "rollback": rollback,
     });
     Ok((StatusCode::OK, cache, Json(body)).into_response())
 }
@@ -180,7 +219,7 @@ struct PublishInput {
 }
 
 impl PublishInput {
-    fn validate(self) -> Result<Published, ApiError> {
+    fn validate(self, policy: &PublishPolicy) -> Result<Published, ApiError> {
         let mut errors = BTreeMap::new();
         let channel = match self.channel.as_deref().unwrap_or("").parse::<Channel>() {
             Ok(channel) => Some(channel),
@@ -239,8 +278,14 @@ impl PublishInput {
             errors.insert("artifacts", "at least one artifact is required".into());
         }
         for (index, artifact) in artifacts.iter().enumerate() {
-            if let Some(problem) = artifact_problem(artifact) {
-                errors.insert("artifacts", format!("artifact {index}: {problem}"));
+            if let Some(problem) = artifact_problem(artifact, policy, &version) {
+                errors.insert(
+                    "artifacts",
+                    format!(
+                        "artifact {index} ({} {} {}): {problem}",
+                        artifact.target, artifact.arch, artifact.bundle_type
+                    ),
+                );
                 break;
             }
         }
@@ -269,7 +314,7 @@ impl PublishInput {
     }
 }
 
-fn artifact_problem(artifact: &Artifact) -> Option<String> {
+fn artifact_problem(artifact: &Artifact, policy: &PublishPolicy, version: &str) -> Option<String> {
     if let Some(message) = unknown("target", &artifact.target, TARGETS)
         .or_else(|| unknown("arch", &artifact.arch, ARCHES))
     {
@@ -280,23 +325,34 @@ fn artifact_problem(artifact: &Artifact) -> Option<String> {
     {
         return Some(format!("{message} or leave it empty"));
     }
-    if !(artifact.url.starts_with("https://") || artifact.url.starts_with("http://")) {
+    let http_allowed = policy.allow_http_downloads && artifact.url.starts_with("http://");
+    if !(artifact.url.starts_with("https://") || http_allowed) {
         return Some(format!(
-            "url {:?} must be http:// or https://",
+            "url {:?} must be https:// (the updater downloads over HTTPS only)",
             artifact.url
         ));
     }
     if artifact.signature.trim().is_empty() {
         return Some("signature is empty: sign the bundle with `cargo xtask sign`".into());
     }
-    None
+    policy.signature_problem(&artifact.signature, version)
 }
 
 async fn publish_release(
     State(state): State<AppState>,
     body: Result<Json<PublishInput>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let release = read_json(body, "a release: version, channel, notes, artifacts")?.validate()?;
+    let policy = state.publish_policy();
+    if policy.key.is_none() {
+        return Err(ApiError::Disabled(
+            "publishing is off: start app-web with the product's updater public key \
+             (--updater-public-key, APP_WEB_UPDATER_PUBLIC_KEY), which every artifact's \
+             signature must name"
+                .into(),
+        ));
+    }
+    let release =
+        read_json(body, "a release: version, channel, notes, artifacts")?.validate(policy)?;
     let pool = state.pool()?;
     let outcome = store::publish(pool, &release).await?;
     state.releases().clear();
@@ -386,6 +442,148 @@ mod tests {
         }
     }
 
+    fn no_key() -> PublishPolicy {
+        PublishPolicy {
+            key: None,
+            allow_http_downloads: false,
+        }
+    }
+
+    /// A Tauri-format key pair: the policy holding its public key, and a signer of data for a
+    /// version.
+    fn keyed() -> (PublishPolicy, impl Fn(&str) -> String) {
+        use base64::Engine;
+        let pair = minisign::KeyPair::generate_unencrypted_keypair().unwrap();
+        let public =
+            base64::engine::general_purpose::STANDARD.encode(pair.pk.to_box().unwrap().to_string());
+        let policy = PublishPolicy::from_config(&super::super::config::UpdatesConfig {
+            updater_public_key: Some(public),
+            allow_http_downloads: false,
+        })
+        .unwrap();
+        let sign = move |version: &str| {
+            let signature = minisign::sign(
+                None,
+                &pair.sk,
+                std::io::Cursor::new(b"bundle"),
+                Some(&format!("timestamp:1\tfile:app.deb\tversion:{version}")),
+                Some("signature from tauri secret key"),
+            )
+            .unwrap();
+            base64::engine::general_purpose::STANDARD.encode(signature.to_string())
+        };
+        (policy, sign)
+    }
+
+    #[test]
+    fn publishing_refuses_plain_http_and_signatures_not_by_the_updater_key() {
+        let (policy, sign) = keyed();
+        let (_, other_key) = keyed();
+        let with = |url: &str, signature: String| {
+            let mut release = input("1.0.0", "stable");
+            let artifact = &mut release.artifacts.as_mut().unwrap()[0];
+            artifact.url = url.into();
+            artifact.signature = signature;
+            release
+        };
+        let https = "https://downloads.test/app_1.0.0_amd64.deb";
+        assert!(with(https, sign("1.0.0")).validate(&policy).is_ok());
+
+        let errors = fields(
+            with("http://downloads.test/app_1.0.0_amd64.deb", sign("1.0.0"))
+                .validate(&policy)
+                .unwrap_err(),
+        );
+        assert!(
+            errors["artifacts"].contains("artifact 0 (linux x86_64 deb)")
+                && errors["artifacts"].contains("must be https://"),
+            "{errors:?}"
+        );
+        let errors = fields(
+            with(https, other_key("1.0.0"))
+                .validate(&policy)
+                .unwrap_err(),
+        );
+        assert!(
+            errors["artifacts"].contains("another key than the updater public key"),
+            "{errors:?}"
+        );
+        let errors = fields(
+            with(https, "c2lnbmF0dXJl".into())
+                .validate(&policy)
+                .unwrap_err(),
+        );
+        assert!(
+            errors["artifacts"].contains("not a minisign signature"),
+            "{errors:?}"
+        );
+        let errors = fields(
+            with(https, "not base64!".into())
+                .validate(&policy)
+                .unwrap_err(),
+        );
+        assert!(errors["artifacts"].contains("not base64"), "{errors:?}");
+        let errors = fields(with(https, sign("0.9.0")).validate(&policy).unwrap_err());
+        assert!(
+            errors["artifacts"].contains("made for version 0.9.0, not 1.0.0"),
+            "{errors:?}"
+        );
+        // Tests on loopback may allow plain HTTP explicitly.
+        let loopback = PublishPolicy {
+            allow_http_downloads: true,
+            ..policy
+        };
+        assert!(
+            with("http://127.0.0.1:9/app.deb", sign("1.0.0"))
+                .validate(&loopback)
+                .is_ok()
+        );
+        // A key that is not one is refused at start.
+        let bad = PublishPolicy::from_config(&super::super::config::UpdatesConfig {
+            updater_public_key: Some("bm90IGEga2V5".into()),
+            allow_http_downloads: false,
+        });
+        assert!(bad.is_err());
+    }
+
+    #[test]
+    fn the_check_query_takes_each_known_key_once_and_nothing_else() {
+        assert_eq!(
+            CheckQuery::parse(Some("bundle_type=deb&install_id=abcdefgh12")).unwrap(),
+            CheckQuery {
+                bundle_type: Some("deb".into()),
+                install_id: Some("abcdefgh12".into()),
+            }
+        );
+        assert_eq!(CheckQuery::parse(None).unwrap(), CheckQuery::default());
+        for (query, named) in [
+            (
+                "BUNDLE_TYPE=deb&bundle_type=rpm",
+                "unknown query parameter \"BUNDLE_TYPE\"",
+            ),
+            (
+                "bundle_type=deb&bundle_type=rpm",
+                "bundle_type is given more than once",
+            ),
+            (
+                "bundle%5Ftype=deb&bundle_type=rpm",
+                "bundle_type is given more than once",
+            ),
+            (
+                "install_id=a&install_id=b",
+                "install_id is given more than once",
+            ),
+            ("target=windows", "unknown query parameter \"target\""),
+        ] {
+            match CheckQuery::parse(Some(query)) {
+                Err(ApiError::BadRequest { message, .. }) => {
+                    assert!(message.contains(named), "{query}: {message}")
+                }
+                other => panic!("{query}: {other:?}"),
+            }
+        }
+    }
+
     fn fields(err: ApiError) -> BTreeMap<&'static str, String> {
         match err {
             ApiError::Validation(fields) => fields,
@@ -395,19 +593,23 @@ mod tests {
 
     #[test]
     fn a_valid_release_passes_and_bad_fields_are_named() {
-        assert!(input("1.0.0", "stable").validate().is_ok());
-        assert!(input("1.1.0-beta.1", "beta").validate().is_ok());
-        let errors = fields(input("1.1.0-beta.1", "stable").validate().unwrap_err());
+        assert!(input("1.0.0", "stable").validate(&no_key()).is_ok());
+        assert!(input("1.1.0-beta.1", "beta").validate(&no_key()).is_ok());
+        let errors = fields(
+            input("1.1.0-beta.1", "stable")
+                .validate(&no_key())
+                .unwrap_err(),
+        );
         assert!(errors["version"].contains("beta channel"), "{errors:?}");
         let long = format!("1.0.0-{}", "a".repeat(64));
-        let errors = fields(input(&long, "beta").validate().unwrap_err());
+        let errors = fields(input(&long, "beta").validate(&no_key()).unwrap_err());
         assert!(errors["version"].contains("at most 64"), "{errors:?}");
-        let errors = fields(input("one", "nightly").validate().unwrap_err());
+        let errors = fields(input("one", "nightly").validate(&no_key()).unwrap_err());
         assert!(errors.contains_key("version") && errors.contains_key("channel"));
 
         let mut bad_artifact = input("1.0.0", "stable");
         bad_artifact.artifacts.as_mut().unwrap()[0].arch = "sparc".into();
-        let errors = fields(bad_artifact.validate().unwrap_err());
+        let errors = fields(bad_artifact.validate(&no_key()).unwrap_err());
         assert!(
             errors["artifacts"].contains("unknown arch \"sparc\""),
             "{errors:?}"
@@ -416,12 +618,12 @@ mod tests {
         let mut twice = input("1.0.0", "stable");
         let copy = twice.artifacts.as_ref().unwrap()[0].clone();
         twice.artifacts.as_mut().unwrap().push(copy);
-        let errors = fields(twice.validate().unwrap_err());
+        let errors = fields(twice.validate(&no_key()).unwrap_err());
         assert!(errors["artifacts"].contains("same target"), "{errors:?}");
 
         let mut percent = input("1.0.0", "stable");
         percent.rollout_percent = Some(101);
-        assert!(fields(percent.validate().unwrap_err()).contains_key("rollout_percent"));
+        assert!(fields(percent.validate(&no_key()).unwrap_err()).contains_key("rollout_percent"));
     }
 
     #[test]

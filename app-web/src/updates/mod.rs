@@ -3,5 +3,6 @@
 //! for update checks and publishing ([`api`]).
 
 pub mod api;
+pub mod config;
 pub mod policy;
 pub mod store;

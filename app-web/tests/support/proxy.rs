@@ -80,6 +80,9 @@ impl Proxy {
             ("NGINX_SERVER_NAME", server_name.to_owned()),
             ("NGINX_RATE_LIMIT", rate_limit.0.to_owned()),
             ("NGINX_RATE_BURST", rate_limit.1.to_string()),
+            // app-web's defaults for APP_WEB_CRASH_MAX_MIB and APP_WEB_SYMBOLS_MAX_MIB.
+            ("NGINX_CRASH_MAX_MIB", "8".to_owned()),
+            ("NGINX_SYMBOLS_MAX_MIB", "1024".to_owned()),
             ("NGINX_HTTP_LISTEN", format!("127.0.0.1:{http}")),
             ("NGINX_HTTPS_LISTEN", format!("127.0.0.1:{https}")),
             ("NGINX_STATUS_LISTEN", format!("127.0.0.1:{status}")),

@@ -6,10 +6,45 @@ use serde_json::Value;
 
 use super::{Postgres, RunningBinary, http_client};
 
+/// An updater key pair as Tauri keeps it: the public key base64-encoded, and a signer.
+pub struct UpdaterKeys {
+    pub public: String,
+    secret: minisign::SecretKey,
+}
+
+impl UpdaterKeys {
+    pub fn generate() -> Self {
+        use base64::Engine;
+        let pair = minisign::KeyPair::generate_unencrypted_keypair().unwrap();
+        let public =
+            base64::engine::general_purpose::STANDARD.encode(pair.pk.to_box().unwrap().to_string());
+        Self {
+            public,
+            secret: pair.sk,
+        }
+    }
+
+    /// A `.sig` file's text for `data` of release `version`, as `cargo xtask sign` writes it.
+    pub fn sign(&self, data: &[u8], version: &str) -> String {
+        use base64::Engine;
+        let signature = minisign::sign(
+            None,
+            &self.secret,
+            std::io::Cursor::new(data),
+            Some(&format!("timestamp:1\tfile:bundle\tversion:{version}")),
+            Some("signature from tauri secret key"),
+        )
+        .unwrap();
+        base64::engine::general_purpose::STANDARD.encode(signature.to_string())
+    }
+}
+
 /// The admin token the server is started with.
 pub const TOKEN: &str = "admin-token-for-tests-0123456789abcdef";
 
 pub struct UpdateServer {
+    /// The updater key pair the server checks published signatures against.
+    pub keys: UpdaterKeys,
     pub app: RunningBinary,
     pub postgres: Postgres,
     /// A temporary folder for the server's files (the token; crash reports when asked).
@@ -30,14 +65,20 @@ impl UpdateServer {
         let token_file = folder.path().join("admin_token");
         std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
         let folder_text = folder.path().to_str().unwrap();
+        let keys = UpdaterKeys::generate();
         let mut args = vec![
             "--admin-token-file".to_owned(),
             token_file.to_str().unwrap().to_owned(),
         ];
+        // A test that publishes bundles signed with a key of its own names that key instead.
+        if !extra.contains(&"--updater-public-key") {
+            args.extend(["--updater-public-key".to_owned(), keys.public.clone()]);
+        }
         args.extend(extra.iter().map(|arg| arg.replace("{folder}", folder_text)));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let app = RunningBinary::start_on(&postgres, redis, &args);
         Self {
+            keys,
             app,
             postgres,
             folder,
