@@ -529,16 +529,24 @@ pub struct ReleasePublish {
     #[arg(long)]
     pub download_url: String,
 
-    /// Release channel
-    #[arg(long, default_value = "stable", value_parser = ["stable", "beta"])]
+    /// Release channel: auto puts a pre-release (vX.Y.Z-beta.N) on beta and any other version
+    /// on stable
+    #[arg(long, default_value = "auto", value_parser = ["auto", "stable", "beta"])]
     pub channel: String,
 
     /// Release notes shown by the app's update offer [default: none]
     #[arg(long, value_name = "FILE")]
     pub notes_file: Option<PathBuf>,
 
-    /// Share of installs offered the release at first (raise it later through the admin API)
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u8).range(0..=100))]
+    /// Share of installs offered the release at first, a staged rollout below 100 (raise it
+    /// later through the admin API); the release workflow takes it from the repository
+    /// variable RELEASE_ROLLOUT_PERCENT
+    #[arg(
+        long,
+        env = "APP_ROLLOUT_PERCENT",
+        default_value_t = 100,
+        value_parser = clap::value_parser!(u8).range(0..=100)
+    )]
     pub rollout_percent: u8,
 
     /// The updater's public key, to check every bundle's signature before publishing

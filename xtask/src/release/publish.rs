@@ -66,6 +66,24 @@ fn load(dirs: &[PathBuf]) -> anyhow::Result<Vec<Dist>> {
     Ok(dists)
 }
 
+/// The channel a release of `version` goes to: `requested`, or with `auto` beta for a
+/// pre-release and stable for the rest. A pre-release is never put on stable, which every
+/// install follows by default.
+pub fn channel_for(version: &str, requested: &str) -> anyhow::Result<&'static str> {
+    let parsed = semver::Version::parse(version)
+        .with_context(|| format!("the release's version {version:?} is not a semantic version"))?;
+    let pre_release = !parsed.pre.is_empty();
+    match (requested, pre_release) {
+        ("auto" | "beta", true) => Ok("beta"),
+        ("auto" | "stable", false) => Ok("stable"),
+        ("beta", false) => Ok("beta"),
+        ("stable", true) => anyhow::bail!(
+            "{version} is a pre-release and goes to the beta channel: pass --channel beta or auto"
+        ),
+        (other, _) => anyhow::bail!("unknown channel {other:?}: use auto, stable or beta"),
+    }
+}
+
 /// The release as the update server's admin API takes it.
 fn publication(
     dists: &[Dist],
@@ -312,10 +330,15 @@ impl flags::ReleasePublish {
                 .with_context(|| format!("read the release notes from {}", file.display()))?,
             None => String::new(),
         };
+        let channel = channel_for(&dists[0].manifest.version, &self.channel)?;
+        eprintln!(
+            "xtask: publishing {} on {channel} at {}%",
+            dists[0].manifest.version, self.rollout_percent
+        );
         let release = publication(
             &dists,
             &self.download_url,
-            &self.channel,
+            channel,
             notes.trim(),
             self.rollout_percent,
         )?;
@@ -336,13 +359,7 @@ impl flags::ReleasePublish {
             .clone()
             .unwrap_or_else(|| crate::path::target_dir().join(format!("release-{version}")));
         let assets = step::run(&format!("gather the assets in {}", out.display()), || {
-            assemble(
-                &dists,
-                &out,
-                &self.download_url,
-                notes.trim(),
-                &self.channel,
-            )
+            assemble(&dists, &out, &self.download_url, notes.trim(), channel)
         })?;
         let github = self
             .github_repo
@@ -388,7 +405,7 @@ impl flags::ReleasePublish {
             "xtask: {} {} published on {} ({} symbol file(s) uploaded)",
             dists[0].manifest.product,
             dists[0].manifest.version,
-            self.channel,
+            channel,
             symbols.len()
         );
         Ok(())
@@ -424,6 +441,41 @@ fn post_release(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_beta_tag_publishes_to_beta_and_a_plain_tag_to_stable() {
+        assert_eq!(channel_for("1.2.0-beta.1", "auto").unwrap(), "beta");
+        assert_eq!(channel_for("1.2.0", "auto").unwrap(), "stable");
+        assert_eq!(channel_for("1.2.0", "beta").unwrap(), "beta");
+        assert_eq!(channel_for("1.2.0-rc.2", "beta").unwrap(), "beta");
+        let err = channel_for("1.2.0-beta.1", "stable")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("pre-release and goes to the beta channel"),
+            "{err}"
+        );
+        // What the release workflow passes: no channel, so auto.
+        use clap::Parser;
+        let parsed = crate::flags::Xtask::try_parse_from([
+            "cargo xtask",
+            "release",
+            "publish",
+            "dists/a",
+            "--server",
+            "https://x",
+            "--download-url",
+            "https://y",
+        ])
+        .unwrap();
+        let crate::flags::Command::Release(release) = parsed.command else {
+            panic!("not release")
+        };
+        let crate::flags::ReleaseCommand::Publish(publish) = release.command else {
+            panic!("not publish")
+        };
+        assert_eq!(publish.channel, "auto");
+    }
+
     use super::*;
 
     #[test]

@@ -232,3 +232,29 @@ fn a_release_matrix_builds_exactly_the_dist_targets() {
         }
     }
 }
+
+/// The release workflow publishes each tag to its own channel (never a fixed one, which would
+/// put a beta on stable or a stable release on beta) and can start a staged rollout from a
+/// repository variable.
+#[test]
+fn the_release_workflow_publishes_to_the_tags_channel_and_can_stage_a_rollout() {
+    let workflow = load(&workflows_dir().join("release.yml"));
+    let publishing: Vec<(String, String)> = steps(&workflow)
+        .into_iter()
+        .filter_map(|(job, step)| step["run"].as_str().map(|run| (job, run.to_owned())))
+        .filter(|(_, run)| run.contains("release publish"))
+        .collect();
+    assert_eq!(publishing.len(), 1, "{publishing:?}");
+    let (job, run) = &publishing[0];
+    assert!(
+        run.contains("--channel auto"),
+        "the publish step must pass --channel auto: {run}"
+    );
+    let rollout = workflow["jobs"][job.as_str()]["env"]["APP_ROLLOUT_PERCENT"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        rollout.contains("vars.RELEASE_ROLLOUT_PERCENT"),
+        "the {job} job must take APP_ROLLOUT_PERCENT from the repository variable: {rollout:?}"
+    );
+}
