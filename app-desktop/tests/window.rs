@@ -1,6 +1,7 @@
 //! app-desktop in a real window on a private Xvfb display: the window opens, the shared UI
-//! loads under the app's Content-Security-Policy, and its script reads the version through
-//! Tauri's API and puts it in the window title.
+//! loads under the app's Content-Security-Policy, its script reads the version through Tauri's
+//! API and puts it in the window title, and the desktop-only panels (Updates, Privacy) are
+//! drawn: the window's lower part, empty when only the page's head is shown, holds text.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -34,6 +35,12 @@ fn wait_for<T>(limit: Duration, what: &str, mut probe: impl FnMut() -> Option<T>
 /// How many distinct colours a screenshot of `window` holds: one for an empty window, many
 /// once text is drawn.
 fn colours_in(display: &str, window: &str) -> usize {
+    colours_in_region(display, window, None)
+}
+
+/// The same for one region of the screenshot, in ImageMagick's crop geometry under south
+/// gravity (e.g. `100%x25%+0+0`: the bottom quarter).
+fn colours_in_region(display: &str, window: &str, bottom: Option<&str>) -> usize {
     let shot = tempfile::Builder::new().suffix(".png").tempfile().unwrap();
     let import = Command::new("import")
         .args(["-window", window, shot.path().to_str().unwrap()])
@@ -43,10 +50,12 @@ fn colours_in(display: &str, window: &str) -> usize {
     if !import.status.success() {
         return 0;
     }
-    let identify = Command::new("identify")
-        .args(["-format", "%k", shot.path().to_str().unwrap()])
-        .output()
-        .unwrap();
+    let mut identify = Command::new("convert");
+    identify.arg(shot.path());
+    if let Some(region) = bottom {
+        identify.args(["-gravity", "south", "-crop", region, "+repage"]);
+    }
+    let identify = identify.args(["-format", "%k", "info:"]).output().unwrap();
     String::from_utf8_lossy(&identify.stdout)
         .trim()
         .parse()
@@ -84,6 +93,20 @@ fn the_window_shows_the_ui_and_the_version() {
         (colours > 16).then_some(colours)
     });
     assert!(colours > 16, "the window looks empty ({colours} colours)");
+    // The page's head alone (title, mode, version) sits in the middle of the window; the
+    // Updates and Privacy panels below it fill the window down to its bottom quarter.
+    let bottom = wait_for(
+        Duration::from_secs(30),
+        "the desktop panels to be drawn",
+        || {
+            let colours = colours_in_region(xvfb.display(), &window, Some("100%x25%+0+0"));
+            (colours > 8).then_some(colours)
+        },
+    );
+    assert!(
+        bottom > 8,
+        "the window's bottom quarter is empty ({bottom} colours)"
+    );
     assert!(
         app.0.try_wait().unwrap().is_none(),
         "app-desktop is still running"
