@@ -4,10 +4,13 @@
 //! with progress, verifies the signature against the public key built into the app, installs
 //! and restarts.
 //!
-//! The server decides what is offered: it offers a lower version only to roll back a halted
-//! release, so the app accepts any version that differs from its own. The signature names the
-//! version it was made for, and the app refuses an update whose signed version differs from the
-//! announced one, so an old bundle cannot be passed off as a new release.
+//! The app installs a newer version, or an older one only when the server marks the offer as a
+//! rollback (`"rollback": true`, which it sends for a halted release), and never a version below
+//! [`MINIMUM_VERSION`], built into the app: whoever controls the update server or its admin
+//! token cannot push an old, validly signed, vulnerable build as a plain update, nor anything
+//! older than the minimum even as a rollback. The signature names the version it was made for,
+//! and the app refuses an update whose signed version differs from the announced one, so an old
+//! bundle cannot be passed off as a new release.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -64,10 +67,56 @@ struct Progress {
     total: Option<u64>,
 }
 
-/// The updater plugin: it takes whatever version the server offers (see the module notes).
+/// The oldest version this build ever installs, even as a rollback: a release that fixes a
+/// security hole raises it (APP_DESKTOP_MINIMUM_VERSION when building), so no later offer can
+/// take an install back below the fix.
+pub const MINIMUM_VERSION: &str = match option_env!("APP_DESKTOP_MINIMUM_VERSION") {
+    Some(version) => version,
+    None => "0.1.0",
+};
+
+/// What the app does with an offered version.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Install,
+    Refuse(String),
+}
+
+/// Whether to install `offered` while running `current`: a newer version, or an older one the
+/// server marked as a rollback, and never one below `minimum`.
+pub fn judge(
+    current: &semver::Version,
+    offered: &semver::Version,
+    marked_rollback: bool,
+    minimum: &semver::Version,
+) -> Verdict {
+    if offered < minimum {
+        return Verdict::Refuse(format!(
+            "{offered} is below {minimum}, the oldest version this build installs"
+        ));
+    }
+    match offered.cmp(current) {
+        std::cmp::Ordering::Greater => Verdict::Install,
+        std::cmp::Ordering::Equal => Verdict::Refuse(format!("{offered} is already running")),
+        std::cmp::Ordering::Less if marked_rollback => Verdict::Install,
+        std::cmp::Ordering::Less => Verdict::Refuse(format!(
+            "{offered} is older than the running {current} and the server did not mark it as a rollback"
+        )),
+    }
+}
+
+fn minimum_version() -> semver::Version {
+    semver::Version::parse(MINIMUM_VERSION).expect("APP_DESKTOP_MINIMUM_VERSION is a version")
+}
+
+/// The updater plugin: it reports any other version at or above the minimum, and [`check`]
+/// then judges the offer with the server's rollback mark (see the module notes).
 pub fn plugin<R: Runtime>() -> tauri::plugin::TauriPlugin<R, tauri_plugin_updater::Config> {
+    let minimum = minimum_version();
     tauri_plugin_updater::Builder::new()
-        .default_version_comparator(|current, release| release.version != current)
+        .default_version_comparator(move |current, release| {
+            release.version != current && release.version >= minimum
+        })
         .build()
 }
 
@@ -177,10 +226,32 @@ async fn check<R: Runtime>(app: &AppHandle<R>) -> Result<Option<Offer>, String> 
         .endpoints(urls)
         .and_then(|builder| builder.build())
         .map_err(|err| format!("set up the updater: {err}"))?;
-    let update = updater
+    let mut update = updater
         .check()
         .await
         .map_err(|err| format!("update check on {} failed: {err}", channel.as_str()))?;
+    if let Some(offered) = &update {
+        let verdict = match (
+            semver::Version::parse(&offered.current_version),
+            semver::Version::parse(&offered.version),
+        ) {
+            (Ok(current), Ok(version)) => judge(
+                &current,
+                &version,
+                offered.raw_json.get("rollback") == Some(&serde_json::Value::Bool(true)),
+                &minimum_version(),
+            ),
+            _ => Verdict::Refuse(format!("{} is not a semantic version", offered.version)),
+        };
+        if let Verdict::Refuse(reason) = verdict {
+            eprintln!(
+                "app-desktop: refused the offer of {} on {}: {reason}",
+                offered.version,
+                channel.as_str()
+            );
+            update = None;
+        }
+    }
     let offer = update.as_ref().map(Offer::from);
     match &offer {
         Some(offer) => eprintln!(
@@ -275,6 +346,47 @@ pub async fn install_update(app: AppHandle) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn v(text: &str) -> semver::Version {
+        semver::Version::parse(text).unwrap()
+    }
+
+    #[test]
+    fn only_newer_versions_install_and_older_ones_only_as_marked_rollbacks_above_the_minimum() {
+        let minimum = v("1.0.0");
+        let current = v("1.4.0");
+        assert_eq!(
+            judge(&current, &v("1.5.0"), false, &minimum),
+            Verdict::Install
+        );
+        assert_eq!(
+            judge(&current, &v("1.5.0-beta.1"), false, &minimum),
+            Verdict::Install
+        );
+        let Verdict::Refuse(reason) = judge(&current, &v("1.3.0"), false, &minimum) else {
+            panic!("a plain older release was accepted");
+        };
+        assert!(reason.contains("did not mark it as a rollback"), "{reason}");
+        assert_eq!(
+            judge(&current, &v("1.3.0"), true, &minimum),
+            Verdict::Install
+        );
+        let Verdict::Refuse(reason) = judge(&current, &v("0.9.0"), true, &minimum) else {
+            panic!("a rollback below the minimum was accepted");
+        };
+        assert!(reason.contains("below 1.0.0"), "{reason}");
+        assert!(matches!(
+            judge(&current, &v("1.4.0"), false, &minimum),
+            Verdict::Refuse(_)
+        ));
+        // A pre-release of the running version is older than it.
+        assert!(matches!(
+            judge(&current, &v("1.4.0-rc.1"), false, &minimum),
+            Verdict::Refuse(_)
+        ));
+        // The built-in minimum parses.
+        assert!(minimum_version() <= v(env!("CARGO_PKG_VERSION")));
+    }
 
     #[test]
     fn endpoints_get_the_channel_and_install_id() {

@@ -4,12 +4,15 @@
 //! on PostgreSQL, the older one installed with dpkg and launched under Xvfb with automatic
 //! installs on. With one byte of the served bundle changed the update is refused and the old
 //! version stays; with the real bundle it is downloaded, verified, installed and the app
-//! restarts as the new version; with the rollout halted the check gets 204.
+//! restarts as the new version; offered the older version as a plain update (by a front that
+//! stands for a compromised update server) the new version refuses it and stays; with the
+//! rollout halted the check gets 204.
 
 mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use local_servers::Xvfb;
@@ -77,6 +80,38 @@ async fn serve_files(dir: PathBuf) -> std::net::SocketAddr {
             }
         }),
     );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    address
+}
+
+/// The update endpoint the bundles are built with: it passes every check on to app-web, unless
+/// the test sets an answer of its own, as an update server in an attacker's hands would give.
+async fn front(app_web: String, forged: Arc<Mutex<Option<Value>>>) -> std::net::SocketAddr {
+    use axum::extract::{OriginalUri, State};
+    use axum::http::StatusCode as Status;
+    use axum::response::IntoResponse;
+    type Forged = Arc<Mutex<Option<Value>>>;
+    async fn answer(
+        State((app_web, forged)): State<(String, Forged)>,
+        OriginalUri(uri): OriginalUri,
+    ) -> axum::response::Response {
+        if let Some(body) = forged.lock().unwrap().clone() {
+            return axum::Json(body).into_response();
+        }
+        let passed = support::http_client()
+            .get(format!("{app_web}{uri}"))
+            .send()
+            .await
+            .unwrap();
+        let status = Status::from_u16(passed.status().as_u16()).unwrap();
+        let body = passed.bytes().await.unwrap();
+        (status, [("content-type", "application/json")], body).into_response()
+    }
+    let app = axum::Router::new()
+        .fallback(answer)
+        .with_state((app_web, forged));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -181,9 +216,10 @@ async fn the_desktop_app_updates_itself_from_the_update_server() {
     ];
     // The update server on loopback speaks plain HTTP, which the updater takes only when the
     // build allows it; production builds keep the default HTTPS endpoint.
+    let forged: Arc<Mutex<Option<Value>>> = Arc::default();
+    let front = front(server.app.url(""), forged.clone()).await;
     let endpoint = format!(
-        "{}/api/updates/{{{{channel}}}}/{{{{target}}}}/{{{{arch}}}}/{{{{current_version}}}}?bundle_type={{{{bundle_type}}}}&install_id={{{{install_id}}}}",
-        server.app.url("")
+        "http://{front}/api/updates/{{{{channel}}}}/{{{{target}}}}/{{{{arch}}}}/{{{{current_version}}}}?bundle_type={{{{bundle_type}}}}&install_id={{{{install_id}}}}"
     );
     let updater = json!({ "endpoints": [endpoint], "dangerousInsecureTransportProtocol": true });
     let bundle = |out: &Path, config: Value| {
@@ -287,6 +323,40 @@ async fn the_desktop_app_updates_itself_from_the_update_server() {
             "the restarted app checks again and finds nothing newer:\n{log}"
         );
     }
+
+    // A plain offer of the older, validly signed version (as a compromised server could make):
+    // the new version refuses it and stays.
+    let current_name = current_deb
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    std::fs::copy(&current_deb, served.join(&current_name)).unwrap();
+    let current_signature =
+        std::fs::read_to_string(current_deb.with_file_name(format!("{current_name}.sig"))).unwrap();
+    *forged.lock().unwrap() = Some(json!({
+        "version": current,
+        "url": format!("http://{downloads}/{current_name}"),
+        "signature": current_signature.trim(),
+        "notes": "An older build",
+        "pub_date": "2026-11-27T12:00:00Z",
+    }));
+    {
+        let launch = Launch::start(&xvfb, &home);
+        launch.wait_for_log(
+            &format!("refused the offer of {current} on stable"),
+            Duration::from_secs(60),
+        );
+        assert!(
+            launch.log().contains("did not mark it as a rollback"),
+            "{}",
+            launch.log()
+        );
+        launch.wait_for_version(NEXT, Duration::from_secs(60));
+        assert_eq!(installed_version().as_deref(), Some(NEXT));
+    }
+    *forged.lock().unwrap() = None;
 
     // The rollout halted: the check gets 204 and the app stays as it is.
     let (status, body) = server.change(NEXT, json!({ "halted": true })).await;

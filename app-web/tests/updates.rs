@@ -36,15 +36,16 @@ fn release(server: &Server, version: &str, channel: &str, percent: u8) -> Value 
 #[tokio::test]
 async fn checks_follow_channels_platforms_rollouts_halts_and_rollbacks() {
     let server = Server::start();
+    let mut published = std::collections::BTreeMap::new();
     for (version, channel) in [
         ("0.1.4", "stable"),
         ("0.2.0", "stable"),
         ("0.3.0-beta.1", "beta"),
     ] {
-        let (status, body) = server
-            .publish(&release(&server, version, channel, 100))
-            .await;
+        let release = release(&server, version, channel, 100);
+        let (status, body) = server.publish(&release).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
+        published.insert(version, release);
     }
     let id = "5f0c7c1e-8a1b-4f7e-9d3a-0b6e2a1c9d44";
     let stable_deb =
@@ -58,7 +59,10 @@ async fn checks_follow_channels_platforms_rollouts_halts_and_rollbacks() {
     );
     assert_eq!(headers["cache-control"], "public, max-age=60");
     assert_eq!(body["url"], "https://downloads.test/app_0.2.0_amd64.deb");
-    assert_eq!(body["signature"], server.keys.sign(b"deb 0.2.0", "0.2.0"));
+    assert_eq!(
+        body["signature"],
+        published["0.2.0"]["artifacts"][0]["signature"]
+    );
     assert_eq!(body["rollback"], false);
     assert_eq!(body["notes"], "What changed in 0.2.0");
     assert_eq!(body["pub_date"], "2026-11-20T10:00:00Z");
@@ -103,6 +107,10 @@ async fn checks_follow_channels_platforms_rollouts_halts_and_rollbacks() {
         (StatusCode::OK, &json!("0.1.4"))
     );
     assert_eq!(body["url"], "https://downloads.test/app_0.1.4_amd64.deb");
+    assert_eq!(
+        body["rollback"], true,
+        "the app installs an older version only when it is marked a rollback"
+    );
     // Resumed: offered again, and nobody is sent back.
     server.change("0.2.0", json!({ "halted": false })).await;
     assert_eq!(

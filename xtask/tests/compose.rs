@@ -107,6 +107,47 @@ fn docker_compose_accepts_the_stack_and_resolves_it_as_intended() {
             .is_some_and(|keys| keys.starts_with("age1")),
         "recipients come from .env"
     );
+    // The seams between nginx and app-web: app-web believes forwarded addresses from nginx's
+    // fixed address and nobody else's, and both refuse the same bodies.
+    let app_web = &services["app-web"];
+    let nginx_address = services["nginx"]["networks"]["default"]["ipv4_address"]
+        .as_str()
+        .expect("nginx has a fixed address on the stack's network");
+    assert_eq!(
+        app_web["environment"]["APP_WEB_TRUSTED_PROXIES"].as_str(),
+        Some(nginx_address)
+    );
+    let subnet = stack["networks"]["default"]["ipam"]["config"][0]["subnet"]
+        .as_str()
+        .unwrap();
+    let dynamic = stack["networks"]["default"]["ipam"]["config"][0]["ip_range"]
+        .as_str()
+        .unwrap();
+    let inside = |range: &str| {
+        let (network, bits) = range.split_once('/').unwrap();
+        let network: std::net::Ipv4Addr = network.parse().unwrap();
+        let bits: u32 = bits.parse().unwrap();
+        let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+        let address: std::net::Ipv4Addr = nginx_address.parse().unwrap();
+        u32::from(address) & mask == u32::from(network) & mask
+    };
+    assert!(inside(subnet), "nginx's address is on the stack's network");
+    assert!(
+        !inside(dynamic),
+        "nginx's address is outside the range Docker hands to other containers"
+    );
+    for (app_web_variable, nginx_variable) in [
+        ("APP_WEB_CRASH_MAX_MIB", "NGINX_CRASH_MAX_MIB"),
+        ("APP_WEB_SYMBOLS_MAX_MIB", "NGINX_SYMBOLS_MAX_MIB"),
+    ] {
+        let value = app_web["environment"][app_web_variable].as_str();
+        assert!(value.is_some(), "{app_web_variable}");
+        assert_eq!(
+            services["nginx"]["environment"][nginx_variable].as_str(),
+            value,
+            "{nginx_variable} and {app_web_variable} come from one .env variable"
+        );
+    }
     let nginx = &services["nginx"];
     assert_eq!(
         nginx["environment"]["NGINX_SERVER_NAME"].as_str(),
