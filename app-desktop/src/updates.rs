@@ -68,11 +68,13 @@ struct Progress {
 }
 
 /// The oldest version this build ever installs, even as a rollback: a release that fixes a
-/// security hole raises it (APP_DESKTOP_MINIMUM_VERSION when building), so no later offer can
-/// take an install back below the fix.
+/// security hole raises it (APP_DESKTOP_MINIMUM_VERSION when building, which `cargo xtask
+/// dist` checks and the release workflow takes from a repository variable), so no later offer
+/// can take an install back below the fix. Unset or empty: no floor below the rules of
+/// [`judge`] (0.0.0).
 pub const MINIMUM_VERSION: &str = match option_env!("APP_DESKTOP_MINIMUM_VERSION") {
-    Some(version) => version,
-    None => "0.1.0",
+    Some(version) if !version.is_empty() => version,
+    _ => "0.0.0",
 };
 
 /// What the app does with an offered version.
@@ -105,8 +107,13 @@ pub fn judge(
     }
 }
 
+/// The minimum as a version. `cargo xtask dist` refuses to build with one that does not
+/// parse; should one get through anyway, the running version is the floor, so nothing older
+/// is ever installed.
 fn minimum_version() -> semver::Version {
-    semver::Version::parse(MINIMUM_VERSION).expect("APP_DESKTOP_MINIMUM_VERSION is a version")
+    semver::Version::parse(MINIMUM_VERSION)
+        .or_else(|_| semver::Version::parse(env!("CARGO_PKG_VERSION")))
+        .expect("the package version is a semantic version")
 }
 
 /// The updater plugin: it reports any other version at or above the minimum, and [`check`]

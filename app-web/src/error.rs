@@ -57,11 +57,19 @@ pub fn read_json<T>(
     body: Result<Json<T>, axum::extract::rejection::JsonRejection>,
     what: &str,
 ) -> Result<T, ApiError> {
-    body.map(|Json(input)| input)
-        .map_err(|rejection| ApiError::BadRequest {
-            field: None,
-            message: format!("the body must be {what}: {}", rejection.body_text()),
-        })
+    body.map(|Json(input)| input).map_err(|rejection| {
+        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge(format!(
+                "the body is over this route's limit: {}",
+                rejection.body_text()
+            ))
+        } else {
+            ApiError::BadRequest {
+                field: None,
+                message: format!("the body must be {what}: {}", rejection.body_text()),
+            }
+        }
+    })
 }
 
 impl From<sqlx::Error> for ApiError {

@@ -44,11 +44,27 @@ pub struct RateLimitConfig {
 /// One `--trusted-proxies` entry: a CIDR range, or one address (a /32 or /128).
 fn parse_proxy(text: &str) -> Result<IpNet, String> {
     let text = text.trim();
-    text.parse::<IpNet>()
+    let net = text
+        .parse::<IpNet>()
         .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
         .map_err(|_| {
             format!("{text:?} is not an address or CIDR range such as 172.30.101.10 or 10.0.0.0/8")
-        })
+        })?;
+    if net.prefix_len() == 0 {
+        return Err(format!(
+            "{text:?} would trust every client to name its own address: name the proxies"
+        ));
+    }
+    // Peers are compared in canonical form, so an IPv4-mapped entry is its IPv4 address.
+    match net {
+        IpNet::V6(v6) => match v6.addr().to_ipv4_mapped() {
+            Some(v4) if v6.prefix_len() >= 96 => ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96)
+                .map(IpNet::V4)
+                .map_err(|err| format!("{text:?}: {err}")),
+            _ => Ok(net),
+        },
+        IpNet::V4(_) => Ok(net),
+    }
 }
 
 impl Default for RateLimitConfig {
@@ -287,6 +303,13 @@ mod tests {
         assert!(
             err.contains("\"nginx\" is not an address or CIDR range"),
             "{err}"
+        );
+        for everyone in ["0.0.0.0/0", "::/0"] {
+            assert!(parse_proxy(everyone).unwrap_err().contains("every client"));
+        }
+        assert_eq!(
+            parse_proxy("::ffff:172.30.101.10").unwrap(),
+            "172.30.101.10/32".parse::<IpNet>().unwrap()
         );
     }
 }

@@ -556,6 +556,42 @@ fn one_byte_over_each_routes_limit_stops_at_nginx_and_the_limit_itself_reaches_a
             "{method} {path} with {limit} bytes must reach app-web and be within its limit: {at:?}"
         );
     }
+    // app-web holds the same limits itself, for whatever reaches it another way: one byte over
+    // is its own 413 on every route that reads a body.
+    for (path, content_type, limit) in [
+        ("/api/notes", "application/json", body_limits::API_BYTES),
+        ("/api/events", "application/json", body_limits::EVENTS_BYTES),
+        (
+            "/api/crashes",
+            "multipart/form-data; boundary=x",
+            crash_bytes,
+        ),
+    ] {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), vec![b'x'; limit + 1]).unwrap();
+        let output = std::process::Command::new("curl")
+            .args([
+                "--silent",
+                "--max-time",
+                "30",
+                "--output",
+                "/dev/null",
+                "--write-out",
+                "%{http_code}",
+            ])
+            .args(["--header", &format!("content-type: {content_type}")])
+            .arg("--data-binary")
+            .arg(format!("@{}", file.path().display()))
+            .arg(format!("http://{}{path}", app.address))
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            "413",
+            "app-web took {} bytes on {path}",
+            limit + 1
+        );
+    }
     // Symbols: 1 GiB is too much to send in a test; nginx refuses a declared length over its
     // limit before reading any of the body.
     let over = curl(

@@ -400,6 +400,43 @@ async fn nginx_shares_answers_that_do_not_depend_on_the_install() {
         assert_eq!(second.header("cache-control"), Some("public, max-age=60"));
         assert!(second.header("strict-transport-security").is_some());
     }
+    // A second spelling of bundle_type cannot store the AppImage's answer under the deb's key
+    // (while the answers are public, so nginx would keep them):
+    // app-web refuses the query, so nginx keeps nothing, and the deb check gets the deb.
+    let poison = curl(
+        &proxy,
+        &[],
+        &proxy.url("/api/updates/stable/linux/x86_64/0.1.5?BUNDLE_TYPE=deb&bundle_type=appimage"),
+    );
+    assert_eq!(poison.status, 400, "{poison:?}");
+    let repeated = curl(
+        &proxy,
+        &[],
+        &proxy.url("/api/updates/stable/linux/x86_64/0.1.5?bundle_type=deb&bundle_type=appimage"),
+    );
+    assert_eq!(repeated.status, 400, "{repeated:?}");
+    // Encoded, the key is another one to nginx and to app-web alike: refused too.
+    let encoded = curl(
+        &proxy,
+        &[],
+        &proxy.url("/api/updates/stable/linux/x86_64/0.1.5?bundle%5Ftype=appimage"),
+    );
+    assert_eq!(encoded.status, 400, "{encoded:?}");
+    let first_deb = check("0.1.5", "0005-eeeeeeee");
+    assert_eq!(
+        first_deb.header("x-cache-status"),
+        Some("MISS"),
+        "nothing was kept for the deb's key: {first_deb:?}"
+    );
+    let deb = json_through(
+        &proxy,
+        "/api/updates/stable/linux/x86_64/0.1.5?bundle_type=deb",
+    );
+    assert_eq!(
+        deb["url"], "https://downloads.test/app_0.2.0_amd64.deb",
+        "{deb}"
+    );
+
     // A rollout under way: each install is answered for itself, and nginx keeps nothing.
     assert_eq!(
         server
@@ -420,29 +457,6 @@ async fn nginx_shares_answers_that_do_not_depend_on_the_install() {
         &proxy.url("/api/updates/stable/linux/x86_64/0.1.4"),
     );
     assert_eq!(posted.status, 403, "{posted:?}");
-
-    // A second spelling of bundle_type cannot store the AppImage's answer under the deb's key:
-    // app-web refuses the query, so nginx keeps nothing, and the deb check gets the deb.
-    let poison = curl(
-        &proxy,
-        &[],
-        &proxy.url("/api/updates/stable/linux/x86_64/0.1.5?BUNDLE_TYPE=deb&bundle_type=appimage"),
-    );
-    assert_eq!(poison.status, 400, "{poison:?}");
-    let repeated = curl(
-        &proxy,
-        &[],
-        &proxy.url("/api/updates/stable/linux/x86_64/0.1.5?bundle_type=deb&bundle_type=appimage"),
-    );
-    assert_eq!(repeated.status, 400, "{repeated:?}");
-    let deb = json_through(
-        &proxy,
-        "/api/updates/stable/linux/x86_64/0.1.5?bundle_type=deb",
-    );
-    assert_eq!(
-        deb["url"], "https://downloads.test/app_0.2.0_amd64.deb",
-        "{deb}"
-    );
 
     // The release kill switch goes through nginx: PATCH halts 0.3.0.
     let halted = curl(

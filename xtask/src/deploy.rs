@@ -336,8 +336,17 @@ impl<'a> Remote<'a> {
     }
 }
 
+/// Whether a file stays on this machine whatever else is uploaded: a `.env`, a `local.env`
+/// (the host's own, which an upload must never replace) and anything in a `secrets` folder.
+fn stays_behind(file: &Path) -> bool {
+    file.file_name()
+        .is_some_and(|name| name == ".env" || name == LOCAL_ENV)
+        || file.components().any(|part| part.as_os_str() == "secrets")
+}
+
 /// The files to upload: in a git checkout only those git tracks (so local secrets and build
-/// output stay behind), elsewhere everything under each listed path; sorted.
+/// output stay behind), elsewhere everything under each listed path; sorted. Never a file
+/// [`stays_behind`].
 fn files_to_upload(root: &Path, listed: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     for file in listed {
         anyhow::ensure!(
@@ -372,6 +381,7 @@ fn files_to_upload(root: &Path, listed: &[PathBuf]) -> anyhow::Result<Vec<PathBu
             found
         }
     };
+    files.retain(|file| !stays_behind(file));
     files.sort();
     Ok(files)
 }
@@ -456,14 +466,27 @@ impl Deploy<'_> {
     /// `.env` beside the first compose file: the environment's settings, the host's own
     /// `local.env` beside it (which no deploy writes), then the image.
     fn write_env(&self, tag: &str) -> anyhow::Result<()> {
+        let (env_dir, text) = self.env_for(tag)?;
+        self.remote.run(
+            &format!(
+                "cd {} && umask 077 && rm -f {env}/.env.new && cat > {env}/.env.new && mv {env}/.env.new {env}/.env",
+                self.dir(),
+                env = quote(&env_dir)
+            ),
+            text.as_bytes(),
+        )?;
+        Ok(())
+    }
+
+    /// The folder `.env` goes in and the text a deploy of `tag` writes there, or why there is
+    /// none (a placeholder still in force, the image set in `local.env`). A `local.env` that
+    /// exists but cannot be read is an error, not an empty file.
+    fn env_for(&self, tag: &str) -> anyhow::Result<(String, String)> {
         let settings = self.environment.settings(self.base)?;
         let env_dir = self.environment.env_dir()?;
+        let local_file = format!("{}/{}/{LOCAL_ENV}", self.dir(), quote(&env_dir));
         let local = self.remote.run(
-            &format!(
-                "cat {}/{}/{LOCAL_ENV} 2>/dev/null || true",
-                self.dir(),
-                quote(&env_dir)
-            ),
+            &format!("if [ -e {local_file} ]; then cat {local_file}; fi"),
             b"",
         )?;
         let text = env_text(
@@ -478,15 +501,7 @@ impl Deploy<'_> {
                 self.name, self.environment.dir
             )
         })?;
-        self.remote.run(
-            &format!(
-                "cd {} && umask 077 && cat > {env}/.env.new && mv {env}/.env.new {env}/.env",
-                self.dir(),
-                env = quote(&env_dir)
-            ),
-            text.as_bytes(),
-        )?;
-        Ok(())
+        Ok((env_dir, text))
     }
 
     /// Pull, migrate, up, wait for health, smoke: the tag runs and answers, or an error. On a
@@ -671,6 +686,9 @@ impl flags::Deploy {
 impl Deploy<'_> {
     fn attempt(&self, tag: &str) -> anyhow::Result<()> {
         let previous = step::run("read the deployed tag", || self.previous_tag())?;
+        // Settings that cannot start the stack stop the deploy before anything on the host
+        // changes.
+        step::run("check the settings", || self.env_for(tag).map(drop))?;
         step::run(&format!("upload to {}", self.environment.ssh), || {
             self.upload()
         })?;
@@ -830,6 +848,23 @@ mod tests {
     }
 
     #[test]
+    fn host_files_and_secrets_are_never_uploaded() {
+        let root = tempfile::tempdir().unwrap();
+        for file in [
+            "docker/compose.yaml",
+            "docker/local.env",
+            "docker/.env",
+            "docker/secrets/postgres_password",
+        ] {
+            let path = root.path().join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, "x").unwrap();
+        }
+        let files = files_to_upload(root.path(), &[PathBuf::from("docker")]).unwrap();
+        assert_eq!(files, [PathBuf::from("docker/compose.yaml")]);
+    }
+
+    #[test]
     fn host_local_settings_win_and_survive_and_placeholders_are_refused() {
         let settings = "# staging\nAPP_DOMAIN=a.example.org\nBACKUP_RECIPIENTS=age1REPLACE_WITH_KEYS\nAPP_WEB_IMAGE=old\n";
         let local = "BACKUP_RECIPIENTS=age1realkey\nEXTRA=kept\n";
@@ -855,7 +890,7 @@ mod tests {
     #[test]
     fn a_tag_that_could_add_lines_to_env_is_refused_naming_the_rule() {
         for good in [
-            "0.1.0",
+            "2.0.1",
             "1.4.2-beta.1",
             "3f2a9c1d0b7e-dirty",
             "latest",

@@ -160,8 +160,34 @@ fn desktop_config(config: Option<&str>) -> anyhow::Result<Option<serde_json::Val
     Ok((merged != serde_json::json!({})).then_some(merged))
 }
 
+/// The variable app-desktop's build reads the oldest version its updater installs from.
+pub const MINIMUM_VERSION_VARIABLE: &str = "APP_DESKTOP_MINIMUM_VERSION";
+
+/// A minimum version for the desktop updater must be a version no newer than the build's own:
+/// an app that refused its own version would refuse every rollback to it.
+fn check_minimum_version(minimum: Option<&str>, version: &str) -> anyhow::Result<()> {
+    let Some(minimum) = minimum.map(str::trim).filter(|minimum| !minimum.is_empty()) else {
+        return Ok(());
+    };
+    let parsed = semver::Version::parse(minimum).with_context(|| {
+        format!("{MINIMUM_VERSION_VARIABLE}={minimum:?} is not a semantic version such as 1.2.0")
+    })?;
+    let own = semver::Version::parse(version)
+        .with_context(|| format!("the version {version:?} is not a semantic version"))?;
+    anyhow::ensure!(
+        parsed <= own,
+        "{MINIMUM_VERSION_VARIABLE}={minimum} is newer than the version being built ({version}); \
+         set it to the oldest release the app may still install"
+    );
+    Ok(())
+}
+
 fn package(sh: &Shell, target: &Target, out: PathBuf, plan: Plan) -> anyhow::Result<()> {
     setup::require(sh, &[Purpose::DesktopBuild])?;
+    check_minimum_version(
+        std::env::var(MINIMUM_VERSION_VARIABLE).ok().as_deref(),
+        &plan.version,
+    )?;
     // Credentials are checked before the long builds: a missing one, or a wrong passphrase,
     // fails here.
     let release = plan.publishing.release || crate::sign::is_tag_build();
@@ -478,5 +504,26 @@ fn print_summary(out: &Path, manifest: &Manifest) {
             artifact.size,
             artifact.file
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_updater_minimum_must_be_a_version_no_newer_than_the_build() {
+        assert!(check_minimum_version(None, "1.2.0").is_ok());
+        assert!(check_minimum_version(Some(""), "1.2.0").is_ok());
+        assert!(check_minimum_version(Some("1.1.3"), "1.2.0").is_ok());
+        let err = check_minimum_version(Some("1.3.0"), "1.2.0")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("newer than the version being built"), "{err}");
+        let err = format!(
+            "{:#}",
+            check_minimum_version(Some("one"), "1.2.0").unwrap_err()
+        );
+        assert!(err.contains("is not a semantic version"), "{err}");
     }
 }

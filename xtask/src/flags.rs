@@ -317,10 +317,10 @@ pub struct NginxSettings {
     #[arg(long, env = "NGINX_RATE_BURST", default_value = "40")]
     pub rate_burst: String,
     /// The largest crash upload in MiB: app-web's APP_WEB_CRASH_MAX_MIB
-    #[arg(long, env = "NGINX_CRASH_MAX_MIB", default_value_t = 8)]
+    #[arg(long, env = "NGINX_CRASH_MAX_MIB", default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..))]
     pub crash_max_mib: u64,
     /// The largest symbol file in MiB: app-web's APP_WEB_SYMBOLS_MAX_MIB
-    #[arg(long, env = "NGINX_SYMBOLS_MAX_MIB", default_value_t = 1024)]
+    #[arg(long, env = "NGINX_SYMBOLS_MAX_MIB", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
     pub symbols_max_mib: u64,
     /// Certificate chain (PEM) [default: Let's Encrypt's live folder for the server name]
     #[arg(long, env = "NGINX_CERTIFICATE")]

@@ -36,6 +36,7 @@ pub struct CrashConfig {
         long,
         env = "APP_WEB_CRASH_MAX_MIB",
         default_value_t = 8,
+        value_parser = clap::value_parser!(u64).range(1..),
         global = true
     )]
     pub crash_max_mib: u64,
@@ -55,6 +56,7 @@ pub struct CrashConfig {
         long,
         env = "APP_WEB_SYMBOLS_MAX_MIB",
         default_value_t = 1024,
+        value_parser = clap::value_parser!(u64).range(1..),
         global = true
     )]
     pub symbols_max_mib: u64,

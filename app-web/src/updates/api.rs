@@ -95,13 +95,21 @@ struct CheckQuery {
 
 impl CheckQuery {
     /// The update check's query: `bundle_type` and `install_id`, each at most once, and nothing
-    /// else. nginx keys its cache on the first `bundle_type` it sees, matched without regard to
-    /// case, so a second spelling or a second copy could store one bundle type's answer under
-    /// another's key; refusing both means every answer nginx keeps is for the value it keyed.
+    /// else, read as sent, without percent-decoding. nginx keys its cache on the raw value of
+    /// the first key spelt `bundle_type` in any case; a second spelling, an encoded spelling
+    /// (`bundle%5Ftype`) or a second copy could store one bundle type's answer under another's
+    /// key. Refusing all of them, and reading the raw bytes nginx reads, means every answer nginx
+    /// keeps is for the value it keyed. Neither value ever needs encoding: bundle types are
+    /// lower-case words and install ids letters, digits and dashes.
     fn parse(raw: Option<&str>) -> Result<Self, ApiError> {
         let mut query = Self::default();
-        for (key, value) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
-            let slot = match key.as_ref() {
+        for pair in raw
+            .unwrap_or_default()
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+        {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let slot = match key {
                 "bundle_type" => &mut query.bundle_type,
                 "install_id" => &mut query.install_id,
                 other => {
@@ -120,7 +128,7 @@ impl CheckQuery {
                     format!("the query parameter {key} is given more than once"),
                 ));
             }
-            *slot = Some(value.into_owned());
+            *slot = Some(value.to_owned());
         }
         Ok(query)
     }
@@ -499,6 +507,12 @@ mod tests {
                 && errors["artifacts"].contains("must be https://"),
             "{errors:?}"
         );
+        let forged = PublishPolicy::key_id_only_forgery(&sign("1.0.0"));
+        let errors = fields(with(https, forged).validate(&policy).unwrap_err());
+        assert!(
+            errors["artifacts"].contains("not one the updater key made"),
+            "{errors:?}"
+        );
         let errors = fields(
             with(https, other_key("1.0.0"))
                 .validate(&policy)
@@ -567,7 +581,11 @@ mod tests {
             ),
             (
                 "bundle%5Ftype=deb&bundle_type=rpm",
-                "bundle_type is given more than once",
+                "unknown query parameter \"bundle%5Ftype\"",
+            ),
+            (
+                "bundle%5Ftype=appimage",
+                "unknown query parameter \"bundle%5Ftype\"",
             ),
             (
                 "install_id=a&install_id=b",
