@@ -171,6 +171,18 @@ services:
       APP_WEB_REDIS_URL: ${REDIS_URL}
 "#;
 
+/// What `docker ps` with `extra` says of the compose project's app-web containers.
+fn app_web_containers(project: &str, extra: &[&str]) -> String {
+    let listed = Command::new(docker_client())
+        .args(["ps", "--filter"])
+        .arg(format!("label=com.docker.compose.project={project}"))
+        .args(["--filter", "label=com.docker.compose.service=app-web"])
+        .args(extra)
+        .output()
+        .expect("run docker ps");
+    String::from_utf8_lossy(&listed.stdout).into_owned()
+}
+
 /// How long after app-web is healthy the test's "certbot" hands nginx the real certificate.
 const CERTIFICATE_DELAY_SECS: u64 = 6;
 
@@ -442,19 +454,9 @@ health_timeout_secs = 90
         let project = project.clone();
         std::thread::spawn(move || {
             local_servers::wait_for(Duration::from_secs(600), "app-web to be healthy", || {
-                let listed = Command::new(docker_client())
-                    .args([
-                        "ps",
-                        "--filter",
-                        &format!("label=com.docker.compose.project={project}"),
-                        "--filter",
-                        "label=com.docker.compose.service=app-web",
-                        "--filter",
-                        "health=healthy",
-                        "--quiet",
-                    ])
-                    .output();
-                listed.is_ok_and(|listed| !listed.stdout.trim_ascii().is_empty())
+                !app_web_containers(&project, &["--filter", "health=healthy", "--quiet"])
+                    .trim()
+                    .is_empty()
             })
             .unwrap();
             std::thread::sleep(Duration::from_secs(CERTIFICATE_DELAY_SECS));
@@ -535,19 +537,8 @@ health_timeout_secs = 90
         (status.to_owned(), body.to_owned())
     };
     assert_eq!(status, "200", "{body}");
-    let running = Command::new(docker_client())
-        .args([
-            "ps",
-            "--filter",
-            &format!("label=com.docker.compose.project={project}"),
-            "--filter",
-            "label=com.docker.compose.service=app-web",
-            "--format",
-            "{{.Image}}",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&running.stdout).trim(), published_a);
+    let running = app_web_containers(&project, &["--format", "{{.Image}}"]);
+    assert_eq!(running.trim(), published_a);
     assert_eq!(
         std::fs::read_to_string(remote.join("local.env")).unwrap(),
         local,
