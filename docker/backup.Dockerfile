@@ -33,7 +33,7 @@ USER postgres
 
 # The schedule serves /readyz beside /metrics; app-web's own probe asks it.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
-    CMD ["/usr/local/bin/app-web", "--listen", "127.0.0.1:9187", "healthcheck"]
+    CMD ["/usr/local/bin/app-web", "healthcheck", "--listen", "127.0.0.1:9187"]
 
 ENTRYPOINT ["/usr/local/bin/app-web", "backup"]
 CMD ["schedule"]

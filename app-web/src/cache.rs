@@ -6,60 +6,11 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use clap::Args;
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::Mutex;
 
-/// Redis settings.
-#[derive(Debug, Clone, Args)]
-pub struct RedisConfig {
-    /// Redis URL, e.g. redis://:password@127.0.0.1:6379/0; without it nothing is cached and
-    /// rate limits are not enforced
-    #[arg(long, env = "APP_WEB_REDIS_URL", hide_env_values = true, global = true)]
-    pub redis_url: Option<String>,
-
-    /// Read the Redis URL from this file (for secrets mounted as files)
-    #[arg(
-        long,
-        env = "APP_WEB_REDIS_URL_FILE",
-        global = true,
-        conflicts_with = "redis_url"
-    )]
-    pub redis_url_file: Option<std::path::PathBuf>,
-
-    /// Read the Redis password from this file; it replaces any password in the URL
-    #[arg(long, env = "APP_WEB_REDIS_PASSWORD_FILE", global = true)]
-    pub redis_password_file: Option<std::path::PathBuf>,
-
-    /// Milliseconds one Redis call may take before it is given up and PostgreSQL answers alone
-    #[arg(
-        long,
-        env = "APP_WEB_REDIS_TIMEOUT_MS",
-        default_value_t = 250,
-        global = true
-    )]
-    pub redis_timeout_ms: u64,
-
-    /// Seconds a cached response lives
-    #[arg(
-        long,
-        env = "APP_WEB_CACHE_TTL_SECS",
-        default_value_t = 30,
-        global = true
-    )]
-    pub cache_ttl_secs: u64,
-}
-
-impl RedisConfig {
-    fn url(&self) -> anyhow::Result<Option<String>> {
-        crate::cli::value_or_file(
-            self.redis_url.as_deref(),
-            self.redis_url_file.as_deref(),
-            "Redis URL",
-        )
-    }
-}
+use crate::config::RedisConfig;
 
 /// Why a cache call gave no answer.
 #[derive(Debug, thiserror::Error)]
@@ -98,7 +49,7 @@ impl Cache {
                 let mut info = url.as_str().into_connection_info().context(
                     "the Redis URL does not parse; expected redis://[:password@]host[:port][/db]",
                 )?;
-                if let Some(password) = crate::cli::value_or_file(
+                if let Some(password) = crate::config::value_or_file(
                     None,
                     config.redis_password_file.as_deref(),
                     "Redis password",

@@ -6,7 +6,7 @@ fn main() -> std::process::ExitCode {
     let cli = app_web::cli::Cli::parse();
     app_web::tls::install_crypto_provider();
     let answers_on_stdout = matches!(cli.command, Some(app_web::cli::Command::Backup(_)));
-    app_web::telemetry::init(&cli.config.log, answers_on_stdout);
+    app_web::telemetry::init(&cli.log, answers_on_stdout);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {

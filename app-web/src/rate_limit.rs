@@ -8,73 +8,11 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use clap::Args;
 use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
-use crate::routes::AppState;
-
-#[derive(Debug, Clone, Args)]
-pub struct RateLimitConfig {
-    /// Requests one client may make per minute to each API (notes, analytics events: a bucket
-    /// each); 0 turns the limit off
-    #[arg(
-        long,
-        env = "APP_WEB_RATE_LIMIT_PER_MINUTE",
-        default_value_t = 600,
-        global = true
-    )]
-    pub rate_limit_per_minute: u64,
-
-    /// Reverse proxies whose forwarded client address is believed: addresses or CIDR ranges,
-    /// comma-separated (e.g. the stack's nginx, 172.30.101.10). A request from one of them is
-    /// counted under the first address of X-Forwarded-For, read from the right, that is not a
-    /// trusted proxy; from anyone else under its own address, whatever headers it sends
-    #[arg(
-        long,
-        env = "APP_WEB_TRUSTED_PROXIES",
-        value_delimiter = ',',
-        value_parser = parse_proxy,
-        global = true
-    )]
-    pub trusted_proxies: Vec<IpNet>,
-}
-
-/// One `--trusted-proxies` entry: a CIDR range, or one address (a /32 or /128).
-fn parse_proxy(text: &str) -> Result<IpNet, String> {
-    let text = text.trim();
-    let net = text
-        .parse::<IpNet>()
-        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
-        .map_err(|_| {
-            format!("{text:?} is not an address or CIDR range such as 172.30.101.10 or 10.0.0.0/8")
-        })?;
-    if net.prefix_len() == 0 {
-        return Err(format!(
-            "{text:?} would trust every client to name its own address: name the proxies"
-        ));
-    }
-    // Peers are compared in canonical form, so an IPv4-mapped entry is its IPv4 address.
-    match net {
-        IpNet::V6(v6) => match v6.addr().to_ipv4_mapped() {
-            Some(v4) if v6.prefix_len() >= 96 => ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96)
-                .map(IpNet::V4)
-                .map_err(|err| format!("{text:?}: {err}")),
-            _ => Ok(net),
-        },
-        IpNet::V4(_) => Ok(net),
-    }
-}
-
-impl Default for RateLimitConfig {
-    fn default() -> Self {
-        Self {
-            rate_limit_per_minute: 600,
-            trusted_proxies: Vec::new(),
-        }
-    }
-}
+use crate::state::AppState;
 
 const WINDOW: Duration = Duration::from_secs(60);
 
@@ -188,6 +126,7 @@ pub async fn refusal(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::parse_proxy;
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();

@@ -3,7 +3,7 @@
 
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{LogConfig, LogFormat};
+use crate::config::{LogConfig, LogFormat};
 
 /// Installs the global subscriber. A filter that does not parse falls back to `info` and says so,
 /// rather than leaving the service without logs.

@@ -619,15 +619,17 @@ fn prune_over_a_year_of_daily_backups_keeps_exactly_the_policys_set() {
     }
     let prune = |dry_run: bool| {
         let mut command = Command::new(env!("CARGO_BIN_EXE_app-web"));
-        command.args(["backup", "--dir"]).arg(folder.path()).args([
-            "--keep-daily",
-            "7",
-            "--keep-weekly",
-            "4",
-            "--keep-monthly",
-            "12",
-            "prune",
-        ]);
+        command
+            .args(["backup", "prune", "--dir"])
+            .arg(folder.path())
+            .args([
+                "--keep-daily",
+                "7",
+                "--keep-weekly",
+                "4",
+                "--keep-monthly",
+                "12",
+            ]);
         if dry_run {
             command.arg("--dry-run");
         }

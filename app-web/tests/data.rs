@@ -34,7 +34,7 @@ async fn migrations_apply_once_even_when_replicas_race() {
     let runs: Vec<_> = (0..4)
         .map(|_| {
             let url = url.clone();
-            std::thread::spawn(move || run_binary(&["--database-url", &url, "migrate"]))
+            std::thread::spawn(move || run_binary(&["migrate", "--database-url", &url]))
         })
         .collect();
     for run in runs {
@@ -69,8 +69,7 @@ async fn migrate_without_a_database_says_what_to_set() {
 #[tokio::test]
 async fn the_pool_applies_the_configured_statement_timeout() {
     let postgres = Postgres::start().expect("start PostgreSQL");
-    let config = support::database_config(&postgres, 2, 1000, 1500);
-    let pool = app_web::db::connect(&config).unwrap().unwrap();
+    let pool = support::pool(&postgres, 2, 1000, 1500);
     let timeout: String = sqlx::query_scalar("SHOW statement_timeout")
         .fetch_one(&pool)
         .await
@@ -356,14 +355,13 @@ async fn with_postgresql_down_data_endpoints_answer_503() {
 #[tokio::test]
 async fn an_exhausted_pool_answers_503_instead_of_queueing_forever() {
     let postgres = Postgres::start().expect("start PostgreSQL");
-    let config = support::database_config(&postgres, 1, 300, 5000);
-    let pool = app_web::db::connect(&config).unwrap().unwrap();
+    let pool = support::pool(&postgres, 1, 300, 5000);
     app_web::db::migrate(&pool).await.unwrap();
-    let state = app_web::routes::AppState::new(app_web::ui::UiSource::Embedded)
+    let state = app_web::state::AppState::new(app_web::ui::UiSource::Embedded)
         .with_database(Some(pool.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    let router = app_web::routes::router(state);
+    let router = app_web::router::router(state);
     let server = tokio::spawn(async move {
         axum::serve(
             listener,
@@ -433,14 +431,14 @@ async fn healthcheck_command_follows_readiness() {
     let postgres = Postgres::start().expect("start PostgreSQL");
     let server = RunningBinary::start_on(&postgres, None, &[]);
     let listen = server.address.to_string();
-    let ok = run_binary(&["--listen", &listen, "healthcheck"]);
+    let ok = run_binary(&["healthcheck", "--listen", &listen]);
     assert!(
         ok.status.success(),
         "{}",
         String::from_utf8_lossy(&ok.stderr)
     );
     drop(server);
-    let down = run_binary(&["--listen", &listen, "healthcheck"]);
+    let down = run_binary(&["healthcheck", "--listen", &listen]);
     assert!(!down.status.success());
     assert!(String::from_utf8_lossy(&down.stderr).contains("readyz"));
 }

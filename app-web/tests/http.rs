@@ -94,7 +94,7 @@ async fn sigterm_stops_the_binary_cleanly() {
 
 #[tokio::test]
 async fn graceful_shutdown_lets_an_in_flight_request_finish() {
-    let state = app_web::routes::AppState::new(app_web::ui::UiSource::Embedded);
+    let state = app_web::state::AppState::new(app_web::ui::UiSource::Embedded);
     let (entered_tx, entered_rx) = tokio::sync::oneshot::channel::<()>();
     let entered_tx = std::sync::Arc::new(std::sync::Mutex::new(Some(entered_tx)));
     let slow = get(move || {
@@ -106,7 +106,7 @@ async fn graceful_shutdown_lets_an_in_flight_request_finish() {
             "finished"
         }
     });
-    let router = app_web::routes::router(state.clone()).route("/slow", slow);
+    let router = app_web::router::router(state.clone()).route("/slow", slow);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
@@ -149,11 +149,11 @@ async fn graceful_shutdown_lets_an_in_flight_request_finish() {
 
 #[tokio::test]
 async fn readiness_reports_draining_during_shutdown() {
-    let state = app_web::routes::AppState::new(app_web::ui::UiSource::Embedded);
+    let state = app_web::state::AppState::new(app_web::ui::UiSource::Embedded);
     state.start_draining();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    let router = app_web::routes::router(state);
+    let router = app_web::router::router(state);
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
     let readyz = support::http_client()
         .get(format!("http://{address}/readyz"))

@@ -16,8 +16,9 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use super::events::{self, Batch};
+use crate::auth::require_admin;
 use crate::error::{ApiError, read_json};
-use crate::routes::{AppState, require_admin};
+use crate::state::AppState;
 
 /// Largest batch body accepted.
 const MAX_BATCH_BYTES: usize = crate::body_limits::EVENTS_BYTES;

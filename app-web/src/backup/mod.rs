@@ -23,14 +23,12 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
-pub use config::BackupConfig;
+use crate::config::DatabaseConfig;
+use config::{DumpConfig, RestoreConfig, RetentionConfig, StoreConfig};
 
 /// `app-web backup ...`.
 #[derive(Debug, Args)]
 pub struct BackupArgs {
-    #[command(flatten)]
-    pub config: BackupConfig,
-
     #[command(subcommand)]
     pub command: BackupCommand,
 }
@@ -42,6 +40,14 @@ pub enum BackupCommand {
         /// Prune by the retention policy after a successful backup (never after a failed one)
         #[arg(long)]
         prune: bool,
+        #[command(flatten)]
+        store: StoreConfig,
+        #[command(flatten)]
+        dump: DumpConfig,
+        #[command(flatten)]
+        retention: RetentionConfig,
+        #[command(flatten)]
+        database: DatabaseConfig,
     },
     /// List the backups, newest first
     List {
@@ -51,6 +57,8 @@ pub enum BackupCommand {
         /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        store: StoreConfig,
     },
     /// Restore a backup into a named database, after checking its checksum and decrypting it
     Restore {
@@ -72,6 +80,12 @@ pub enum BackupCommand {
         /// Check and decrypt the backup, then stop before touching any database
         #[arg(long)]
         dry_run: bool,
+        #[command(flatten)]
+        store: StoreConfig,
+        #[command(flatten)]
+        restore: RestoreConfig,
+        #[command(flatten)]
+        database: DatabaseConfig,
     },
     /// A restore drill: restore a backup (the newest by default) into a scratch database,
     /// compare row counts and checksums with its manifest, then drop the scratch database
@@ -79,16 +93,26 @@ pub enum BackupCommand {
         /// The backup's name, or `latest`
         #[arg(default_value = "latest")]
         backup: String,
+        #[command(flatten)]
+        store: StoreConfig,
+        #[command(flatten)]
+        restore: RestoreConfig,
+        #[command(flatten)]
+        database: DatabaseConfig,
     },
     /// Delete backups the retention policy no longer keeps, locally and off-site
     Prune {
         /// List what would be deleted and delete nothing
         #[arg(long)]
         dry_run: bool,
+        #[command(flatten)]
+        store: StoreConfig,
+        #[command(flatten)]
+        retention: RetentionConfig,
     },
     /// Run, prune and (optionally) verify on a cron schedule until SIGTERM, serving Prometheus
     /// metrics about it
-    Schedule(schedule::ScheduleArgs),
+    Schedule(Box<schedule::ScheduleArgs>),
     /// Make an age key pair: the identity (secret) goes to a file only its owner can read,
     /// the recipient (public key, for APP_WEB_BACKUP_RECIPIENTS) is printed
     Keygen {
@@ -102,12 +126,7 @@ pub enum BackupCommand {
 pub type Answer<'a> = &'a mut (dyn Write + Send);
 
 impl BackupArgs {
-    pub async fn run(
-        self,
-        database: &crate::db::DatabaseConfig,
-        out: Answer<'_>,
-    ) -> anyhow::Result<()> {
-        let config = self.config;
+    pub async fn run(self, out: Answer<'_>) -> anyhow::Result<()> {
         match self.command {
             BackupCommand::Keygen { out: file } => {
                 let recipient = keys::generate_identity_file(&file)?;
@@ -119,15 +138,25 @@ impl BackupArgs {
                 );
                 Ok(())
             }
-            BackupCommand::Run { prune } => {
-                let backup = run::run_logged(&config, database).await?;
+            BackupCommand::Run {
+                prune,
+                store,
+                dump,
+                retention,
+                database,
+            } => {
+                let backup = run::run_logged(&store, &dump, &database).await?;
                 writeln!(out, "{}", backup.name)?;
                 if prune {
-                    prune_all(&config, false, out).await?;
+                    prune_all(&store, &retention, false, out).await?;
                 }
                 Ok(())
             }
-            BackupCommand::List { remote, json } => list(&config, remote, json, out).await,
+            BackupCommand::List {
+                remote,
+                json,
+                store,
+            } => list(&store, remote, json, out).await,
             BackupCommand::Restore {
                 backup,
                 target_database,
@@ -135,6 +164,9 @@ impl BackupArgs {
                 no_owner,
                 from_remote,
                 dry_run,
+                store,
+                restore,
+                database,
             } => {
                 let options = restore::RestoreOptions {
                     target_database,
@@ -143,10 +175,15 @@ impl BackupArgs {
                     from_remote,
                     dry_run,
                 };
-                restore::restore(&config, database, &backup, &options, out).await
+                restore::restore(&store, &restore, &database, &backup, &options, out).await
             }
-            BackupCommand::Verify { backup } => {
-                let report = restore::verify(&config, database, &backup).await?;
+            BackupCommand::Verify {
+                backup,
+                store,
+                restore,
+                database,
+            } => {
+                let report = restore::verify(&store, &restore, &database, &backup).await?;
                 writeln!(out, "{report}")?;
                 anyhow::ensure!(
                     report.matches(),
@@ -155,8 +192,12 @@ impl BackupArgs {
                 );
                 Ok(())
             }
-            BackupCommand::Prune { dry_run } => prune_all(&config, dry_run, out).await,
-            BackupCommand::Schedule(args) => schedule::schedule(&config, database, &args).await,
+            BackupCommand::Prune {
+                dry_run,
+                store,
+                retention,
+            } => prune_all(&store, &retention, dry_run, out).await,
+            BackupCommand::Schedule(args) => schedule::schedule(&args).await,
         }
     }
 }
@@ -164,12 +205,13 @@ impl BackupArgs {
 /// Prunes the local folder, then the off-site copies, by the same policy, naming each backup
 /// it deletes (or would) in `out`.
 pub async fn prune_all(
-    config: &BackupConfig,
+    store: &StoreConfig,
+    retention: &RetentionConfig,
     dry_run: bool,
     out: Answer<'_>,
 ) -> anyhow::Result<()> {
-    let policy = config.retention();
-    let folder = archive::Folder::open(&config.dir()?)?;
+    let policy = retention.policy();
+    let folder = archive::Folder::open(&store.dir()?)?;
     let _lock = folder.lock()?;
     let local = folder.list()?;
     let plan = retention::plan(&local, &policy);
@@ -182,7 +224,7 @@ pub async fn prune_all(
             writeln!(out, "deleted {}", backup.name)?;
         }
     }
-    if let Some(remote) = remote::Remote::from_config(config)? {
+    if let Some(remote) = remote::Remote::from_config(&store.s3)? {
         let copies = remote.list().await?;
         let plan = retention::plan(&copies, &policy);
         for backup in &plan.remove {
@@ -199,18 +241,18 @@ pub async fn prune_all(
 }
 
 async fn list(
-    config: &BackupConfig,
+    store: &StoreConfig,
     remote: bool,
     json: bool,
     out: Answer<'_>,
 ) -> anyhow::Result<()> {
     let manifests = if remote {
-        remote::Remote::from_config(config)?
+        remote::Remote::from_config(&store.s3)?
             .context("--remote needs the off-site store: set --s3-bucket")?
             .list()
             .await?
     } else {
-        archive::Folder::open(&config.dir()?)?.list()?
+        archive::Folder::open(&store.dir()?)?.list()?
     };
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(&manifests)?)?;

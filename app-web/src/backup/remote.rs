@@ -11,8 +11,8 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
-use super::BackupConfig;
 use super::archive::Folder;
+use super::config::S3Config;
 use super::manifest::{MANIFEST_SUFFIX, Manifest};
 
 pub struct Remote {
@@ -24,8 +24,7 @@ pub struct Remote {
 
 impl Remote {
     /// The configured store, or `None` when no bucket is set.
-    pub fn from_config(config: &BackupConfig) -> anyhow::Result<Option<Self>> {
-        let s3 = &config.s3;
+    pub fn from_config(s3: &S3Config) -> anyhow::Result<Option<Self>> {
         // compose passes unset settings as empty values.
         let set = |value: &Option<String>| value.clone().filter(|value| !value.trim().is_empty());
         let Some(bucket) = set(&s3.s3_bucket) else {

@@ -10,13 +10,14 @@ use std::process::{Command, Stdio};
 use anyhow::Context;
 use sqlx::Executor;
 
-use super::BackupConfig;
 use super::archive::Folder;
+use super::config::{RestoreConfig, StoreConfig};
 use super::keys;
 use super::manifest::{Manifest, TableStats};
 use super::remote::Remote;
 use super::run::hash_file;
 use super::stats::{self, Target, quote_identifier};
+use crate::config::DatabaseConfig;
 
 #[derive(Debug, Clone)]
 pub struct RestoreOptions {
@@ -31,14 +32,15 @@ type Identities = Vec<Box<dyn age::Identity + Send + Sync>>;
 type Plaintext = age::stream::StreamReader<BufReader<std::fs::File>>;
 
 pub async fn restore(
-    config: &BackupConfig,
-    database: &crate::db::DatabaseConfig,
+    store: &StoreConfig,
+    config: &RestoreConfig,
+    database: &DatabaseConfig,
     backup: &str,
     options: &RestoreOptions,
     out: super::Answer<'_>,
 ) -> anyhow::Result<()> {
-    let folder = Folder::open(&config.dir()?)?;
-    let manifest = locate(config, &folder, backup, options.from_remote).await?;
+    let folder = Folder::open(&store.dir()?)?;
+    let manifest = locate(store, &folder, backup, options.from_remote).await?;
     let identities = keys::read_identities(config.identity_file()?)?;
     let artifact = folder.artifact_path(&manifest.name);
     check_artifact(&artifact, &manifest)?;
@@ -90,7 +92,7 @@ pub async fn restore(
 /// The backup called `name` in the folder, downloaded first when it is only off-site and
 /// `from_remote` allows it.
 async fn locate(
-    config: &BackupConfig,
+    store: &StoreConfig,
     folder: &Folder,
     name: &str,
     from_remote: bool,
@@ -98,7 +100,7 @@ async fn locate(
     match folder.find(name) {
         Ok(manifest) => Ok(manifest),
         Err(err) if from_remote => {
-            let remote = Remote::from_config(config)?
+            let remote = Remote::from_config(&store.s3)?
                 .context("--from-remote needs the off-site store: set --s3-bucket")?;
             let _lock = folder.lock()?;
             remote
@@ -223,7 +225,7 @@ async fn drop_database(server: &Target, maintenance: &str, name: &str) -> anyhow
 
 /// Streams the decrypted, decompressed dump into pg_restore, in one transaction.
 async fn run_pg_restore(
-    config: &BackupConfig,
+    config: &RestoreConfig,
     target: &Target,
     plaintext: Plaintext,
     clean: bool,
@@ -299,11 +301,12 @@ impl fmt::Display for VerifyReport {
 /// Restores a backup into a scratch database, compares it with the manifest, drops the
 /// scratch database whatever happened, and records the outcome in the run log.
 pub async fn verify(
-    config: &BackupConfig,
-    database: &crate::db::DatabaseConfig,
+    store: &StoreConfig,
+    config: &RestoreConfig,
+    database: &DatabaseConfig,
     backup: &str,
 ) -> anyhow::Result<VerifyReport> {
-    let folder = Folder::open(&config.dir()?)?;
+    let folder = Folder::open(&store.dir()?)?;
     let result = verify_in(config, database, &folder, backup).await;
     let entry = match &result {
         Ok(report) => serde_json::json!({
@@ -319,8 +322,8 @@ pub async fn verify(
 }
 
 async fn verify_in(
-    config: &BackupConfig,
-    database: &crate::db::DatabaseConfig,
+    config: &RestoreConfig,
+    database: &DatabaseConfig,
     folder: &Folder,
     backup: &str,
 ) -> anyhow::Result<VerifyReport> {

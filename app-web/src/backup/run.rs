@@ -11,20 +11,22 @@ use sha2::{Digest, Sha256};
 use sqlx::Executor;
 use time::OffsetDateTime;
 
-use super::BackupConfig;
 use super::archive::Folder;
+use super::config::{DumpConfig, StoreConfig};
 use super::manifest::{self, Manifest, Sizes, Versions};
 use super::remote::Remote;
 use super::stats::{self, Target};
+use crate::config::DatabaseConfig;
 
 /// Runs a backup and records its outcome in the folder's run log, failures included.
 pub async fn run_logged(
-    config: &BackupConfig,
-    database: &crate::db::DatabaseConfig,
+    store: &StoreConfig,
+    config: &DumpConfig,
+    database: &DatabaseConfig,
 ) -> anyhow::Result<Manifest> {
-    let folder = Folder::open(&config.dir()?)?;
+    let folder = Folder::open(&store.dir()?)?;
     let started = Instant::now();
-    let result = run(config, database, &folder).await;
+    let result = run(store, config, database, &folder).await;
     let entry = match &result {
         Ok(manifest) => serde_json::json!({
             "command": "run",
@@ -55,13 +57,14 @@ pub async fn run_logged(
 
 /// Makes one backup in `folder`, then brings the off-site copy up to date.
 pub async fn run(
-    config: &BackupConfig,
-    database: &crate::db::DatabaseConfig,
+    store: &StoreConfig,
+    config: &DumpConfig,
+    database: &DatabaseConfig,
     folder: &Folder,
 ) -> anyhow::Result<Manifest> {
     let started = Instant::now();
     let recipients = config.recipients()?;
-    let remote = Remote::from_config(config)?;
+    let remote = Remote::from_config(&store.s3)?;
     let target = Target::from_config(database)?;
     let lock = folder.lock()?;
     for leftover in folder.remove_leftovers(&lock)? {

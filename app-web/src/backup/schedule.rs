@@ -2,7 +2,6 @@
 //! each cron tick it backs up, prunes after a success, and optionally runs a restore drill;
 //! Prometheus reads how that went from `/metrics`.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -11,7 +10,8 @@ use clap::Args;
 use croner::Cron;
 use croner::parser::{CronParser, Seconds};
 
-use super::BackupConfig;
+use super::config::{DumpConfig, RestoreConfig, RetentionConfig, ScheduleConfig, StoreConfig};
+use crate::config::DatabaseConfig;
 
 /// Unix time of the last successful backup's end.
 pub const LAST_SUCCESS: &str = "app_backup_last_success_timestamp_seconds";
@@ -28,27 +28,21 @@ pub const LAST_VERIFY: &str = "app_backup_last_verify_timestamp_seconds";
 /// Unix time of the next scheduled run.
 pub const NEXT_RUN: &str = "app_backup_next_run_timestamp_seconds";
 
+/// `backup schedule`: what a run, a prune and a drill read, and the schedule.
 #[derive(Debug, Args)]
 pub struct ScheduleArgs {
-    /// When to back up, in UTC: five cron fields (minute first), or six with seconds first
-    #[arg(long, env = "APP_WEB_BACKUP_SCHEDULE", default_value = "0 3 * * *")]
-    pub cron: String,
-
-    /// Prune after each successful backup
-    #[arg(long, env = "APP_WEB_BACKUP_PRUNE", default_value_t = true, action = clap::ArgAction::Set)]
-    pub prune: bool,
-
-    /// Run a restore drill (`backup verify`) after each successful backup
-    #[arg(long, env = "APP_WEB_BACKUP_VERIFY")]
-    pub verify: bool,
-
-    /// Address to serve Prometheus metrics on (GET /metrics)
-    #[arg(
-        long,
-        env = "APP_WEB_BACKUP_METRICS_LISTEN",
-        default_value = "127.0.0.1:9187"
-    )]
-    pub metrics_listen: SocketAddr,
+    #[command(flatten)]
+    pub schedule: ScheduleConfig,
+    #[command(flatten)]
+    pub store: StoreConfig,
+    #[command(flatten)]
+    pub dump: DumpConfig,
+    #[command(flatten)]
+    pub restore: RestoreConfig,
+    #[command(flatten)]
+    pub retention: RetentionConfig,
+    #[command(flatten)]
+    pub database: DatabaseConfig,
 }
 
 pub fn parse_cron(pattern: &str) -> anyhow::Result<Cron> {
@@ -64,17 +58,13 @@ pub fn parse_cron(pattern: &str) -> anyhow::Result<Cron> {
         })
 }
 
-pub async fn schedule(
-    config: &BackupConfig,
-    database: &crate::db::DatabaseConfig,
-    args: &ScheduleArgs,
-) -> anyhow::Result<()> {
-    let cron = parse_cron(&args.cron)?;
+pub async fn schedule(args: &ScheduleArgs) -> anyhow::Result<()> {
+    let cron = parse_cron(&args.schedule.cron)?;
     // Fail at start, not at the first tick, on settings a run would refuse.
-    config.recipients()?;
-    let folder = super::archive::Folder::open(&config.dir()?)?;
-    if args.verify {
-        config.identity_file()?;
+    args.dump.recipients()?;
+    let folder = super::archive::Folder::open(&args.store.dir()?)?;
+    if args.schedule.verify {
+        args.restore.identity_file()?;
     }
     let metrics = crate::metrics::install()?;
     describe_metrics();
@@ -84,9 +74,9 @@ pub async fn schedule(
         metrics::gauge!(LAST_DURATION).set(newest.duration_seconds);
         metrics::gauge!(LAST_SIZE).set(newest.sizes.artifact_bytes as f64);
     }
-    let listener = tokio::net::TcpListener::bind(args.metrics_listen)
+    let listener = tokio::net::TcpListener::bind(args.schedule.metrics_listen)
         .await
-        .with_context(|| format!("listen on {} for metrics", args.metrics_listen))?;
+        .with_context(|| format!("listen on {} for metrics", args.schedule.metrics_listen))?;
     // /readyz answers while the schedule runs, for `app-web healthcheck` in the image.
     let router = axum::Router::new()
         .route(
@@ -109,7 +99,7 @@ pub async fn schedule(
 
     let stopping = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(tokio::sync::Notify::new());
-    let signal = crate::server::shutdown_signal()?;
+    let signal = crate::shutdown::shutdown_signal()?;
     {
         let (stopping, stop) = (Arc::clone(&stopping), Arc::clone(&stop));
         tokio::spawn(async move {
@@ -123,7 +113,7 @@ pub async fn schedule(
         let now = chrono::Utc::now();
         let next = cron
             .find_next_occurrence(&now, false)
-            .with_context(|| format!("the schedule {:?} has no next time", args.cron))?;
+            .with_context(|| format!("the schedule {:?} has no next time", args.schedule.cron))?;
         metrics::gauge!(NEXT_RUN).set(next.timestamp() as f64);
         tracing::info!(next = %next.to_rfc3339(), "next backup");
         let wait = (next - now).to_std().unwrap_or_default();
@@ -139,7 +129,7 @@ pub async fn schedule(
         }
         // A started cycle runs to its end: stopping mid-dump would only waste it (an
         // interrupted backup leaves nothing listed, so it would be safe, just useless).
-        cycle(config, database, args).await;
+        cycle(args).await;
         if stopping.load(Ordering::SeqCst) {
             break;
         }
@@ -163,8 +153,8 @@ fn describe_metrics() {
 
 /// One tick: backup, then prune and verify when it succeeded. Failures are logged and
 /// counted; the schedule goes on.
-async fn cycle(config: &BackupConfig, database: &crate::db::DatabaseConfig, args: &ScheduleArgs) {
-    let manifest = match super::run::run_logged(config, database).await {
+async fn cycle(args: &ScheduleArgs) {
+    let manifest = match super::run::run_logged(&args.store, &args.dump, &args.database).await {
         Ok(manifest) => manifest,
         Err(_) => {
             // run_logged has logged why.
@@ -176,13 +166,21 @@ async fn cycle(config: &BackupConfig, database: &crate::db::DatabaseConfig, args
     metrics::gauge!(LAST_SUCCESS).set(time::OffsetDateTime::now_utc().unix_timestamp() as f64);
     metrics::gauge!(LAST_DURATION).set(manifest.duration_seconds);
     metrics::gauge!(LAST_SIZE).set(manifest.sizes.artifact_bytes as f64);
-    if args.prune
-        && let Err(err) = super::prune_all(config, false, &mut std::io::sink()).await
+    if args.schedule.prune
+        && let Err(err) =
+            super::prune_all(&args.store, &args.retention, false, &mut std::io::sink()).await
     {
         tracing::error!(error = format!("{err:#}"), "prune failed");
     }
-    if args.verify {
-        let matched = match super::restore::verify(config, database, &manifest.name).await {
+    if args.schedule.verify {
+        let matched = match super::restore::verify(
+            &args.store,
+            &args.restore,
+            &args.database,
+            &manifest.name,
+        )
+        .await
+        {
             Ok(report) => {
                 if report.matches() {
                     tracing::info!(backup = %report.backup, "{report}");

@@ -43,7 +43,7 @@ impl std::fmt::Display for Target {
 
 impl Target {
     /// The configured database, as app-web's own settings give it.
-    pub fn from_config(config: &crate::db::DatabaseConfig) -> anyhow::Result<Self> {
+    pub fn from_config(config: &crate::config::DatabaseConfig) -> anyhow::Result<Self> {
         let url = config.url()?.context(
             "backups need the database: set --database-url or APP_WEB_DATABASE_URL (and \
              APP_WEB_DATABASE_PASSWORD_FILE for its password)",
@@ -51,7 +51,7 @@ impl Target {
         let options: PgConnectOptions = url.parse().context(
             "the database URL does not parse; expected postgres://user@host:port/database",
         )?;
-        let password = match crate::cli::value_or_file(
+        let password = match crate::config::value_or_file(
             None,
             config.database_password_file.as_deref(),
             "database password",

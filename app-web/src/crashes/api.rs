@@ -23,8 +23,9 @@ use bytes::Bytes;
 use serde_json::json;
 
 use super::{Crashes, store};
+use crate::auth::require_admin;
 use crate::error::ApiError;
-use crate::routes::{AppState, require_admin};
+use crate::state::AppState;
 
 const HOUR: Duration = Duration::from_secs(3600);
 

@@ -24,8 +24,9 @@ use time::OffsetDateTime;
 use super::config::PublishPolicy;
 use super::policy::{self, Channel, Offer};
 use super::store::{self, Artifact, Publication, Published};
+use crate::auth::require_admin;
 use crate::error::{ApiError, read_json};
-use crate::routes::{AppState, require_admin};
+use crate::state::AppState;
 
 /// The updater's `{{target}}` values.
 pub const TARGETS: &[&str] = &["linux", "windows", "darwin"];

@@ -12,13 +12,13 @@ pub struct UpdatesConfig {
     /// `plugins.updater.pubkey` and TAURI_SIGNING_PUBLIC_KEY); a release is published only when
     /// every artifact's signature is a minisign signature by this key. Without it publishing
     /// answers 503
-    #[arg(long, env = "APP_WEB_UPDATER_PUBLIC_KEY", global = true)]
+    #[arg(long, env = "APP_WEB_UPDATER_PUBLIC_KEY")]
     pub updater_public_key: Option<String>,
 
     /// Accept plain-HTTP artifact URLs when publishing. Only for tests on loopback with a
     /// desktop build that allows them (Tauri's dangerousInsecureTransportProtocol); release
     /// builds refuse to download over HTTP
-    #[arg(long, env = "APP_WEB_UPDATES_ALLOW_HTTP_DOWNLOADS", global = true)]
+    #[arg(long, env = "APP_WEB_UPDATES_ALLOW_HTTP_DOWNLOADS")]
     pub allow_http_downloads: bool,
 }
 

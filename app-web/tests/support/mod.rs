@@ -13,24 +13,28 @@ pub mod wrk;
 
 pub use local_servers::{Postgres, Redis};
 
-/// Pool settings for `postgres`, as the flags would give them.
-pub fn database_config(
+/// A pool on `postgres` with these settings, as the flags would give them.
+pub fn pool(
     postgres: &Postgres,
     max_connections: u32,
     acquire_timeout_ms: u64,
     statement_timeout_ms: u64,
-) -> app_web::db::DatabaseConfig {
-    app_web::db::DatabaseConfig {
+) -> sqlx::PgPool {
+    let database = app_web::config::DatabaseConfig {
         database_url: Some(postgres.url()),
         database_url_file: None,
         database_password_file: None,
+    };
+    let pool = app_web::config::PoolConfig {
         db_pgbouncer: false,
         db_max_connections: max_connections,
         db_min_connections: 0,
         db_acquire_timeout_ms: acquire_timeout_ms,
         db_statement_timeout_ms: statement_timeout_ms,
-        migrate_on_start: false,
-    }
+    };
+    app_web::db::connect(&database, &pool)
+        .expect("pool settings")
+        .expect("a database URL")
 }
 
 /// The app-web binary on a free loopback port, killed on drop.
