@@ -80,7 +80,7 @@ impl flags::Bench {
                     ],
                 )?;
                 // The desktop release build dist makes (line tables kept), and its symbols.
-                let host = crate::dist::targets::host_triple(sh)?;
+                let host = crate::artifacts::targets::host_triple(sh)?;
                 step::run("build app-desktop (release)", || {
                     step::quiet(cmd!(
                         sh,

@@ -5,7 +5,7 @@ use std::{path::Path, time::Instant};
 use anyhow::Context;
 use xshell::Shell;
 
-use crate::{dist, flags, path, setup, step};
+use crate::{flags, path, setup, step};
 
 /// What a whole run writes on a fresh clone, measured: about 10 GiB of build output under
 /// `target/`, plus images, containers and temporary databases. Below this, a run would stop
@@ -41,7 +41,7 @@ impl flags::Ci {
             .run(sh)
         })?;
         step::run("verify dist", || {
-            dist::verify::verify_dist(out.path()).map(drop)
+            crate::artifacts::verify::verify_dist(out.path()).map(drop)
         })?;
         eprintln!(
             "xtask: ci passed in {}",

@@ -3,26 +3,23 @@
 
 pub mod archive;
 pub mod bundle;
-pub mod checksums;
 #[cfg(feature = "bundler")]
 pub mod debug_symbols;
-pub mod manifest;
-pub mod targets;
 #[cfg(feature = "bundler")]
 pub mod tauri_bundle;
 pub mod updater_manifest;
-pub mod verify;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use xshell::{Shell, cmd};
 
+use crate::artifacts::manifest::{self, Artifact, Manifest};
+use crate::artifacts::targets::{self, ArtifactKind, Target};
+use crate::artifacts::{checksums, verify};
 use crate::setup::{self, Purpose};
 use crate::workspace::{self, Product};
 use crate::{flags, path, step};
-use manifest::{Artifact, Manifest};
-use targets::{ArtifactKind, Target};
 
 /// What `dist` needs installed: the desktop build, and the tools that sign and check packages.
 pub const SETUP_PURPOSES: &[Purpose] = &[Purpose::DesktopBuild, Purpose::DistChecks];
@@ -122,15 +119,12 @@ struct Plan {
     publishing: flags::PublishingArgs,
 }
 
-/// Where the updater's public key comes from when building app-desktop.
-pub const PUBLIC_KEY_VARIABLE: &str = "TAURI_SIGNING_PUBLIC_KEY";
-
 /// What is merged into tauri.conf.json for a release build (as Tauri merges `TAURI_CONFIG`):
 /// the updater's public key from TAURI_SIGNING_PUBLIC_KEY, then `config` (inline JSON or a
 /// file holding it) on top.
 fn desktop_config(config: Option<&str>) -> anyhow::Result<Option<serde_json::Value>> {
     let mut merged = serde_json::json!({});
-    if let Ok(key) = std::env::var(PUBLIC_KEY_VARIABLE)
+    if let Ok(key) = std::env::var(crate::sign::updater::PUBLIC_KEY_VARIABLE)
         && !key.trim().is_empty()
     {
         merged = serde_json::json!({ "plugins": { "updater": { "pubkey": key.trim() } } });
@@ -191,7 +185,7 @@ fn package(sh: &Shell, target: &Target, out: PathBuf, plan: Plan) -> anyhow::Res
     // Credentials are checked before the long builds: a missing one, or a wrong passphrase,
     // fails here.
     let release = plan.publishing.release || crate::sign::is_tag_build();
-    crate::sign::platform::check(crate::sign::platform::Os::of(target.triple), release)?;
+    crate::sign::platform::check(target.os, release)?;
     let gpg = crate::sign::gpg::Signer::from_env()?;
     let _lock = lock_dist(target)?;
     let product = Product::load()?;
@@ -227,9 +221,7 @@ fn package(sh: &Shell, target: &Target, out: PathBuf, plan: Plan) -> anyhow::Res
     }
     step::run(&format!("build app-desktop ({})", target.triple), || {
         // On macOS the line tables for the crash symbols go into a .dSYM beside the binary.
-        let _dsym = target
-            .triple
-            .contains("-apple-")
+        let _dsym = (target.os == targets::Os::Mac)
             .then(|| sh.push_env("CARGO_PROFILE_RELEASE_SPLIT_DEBUGINFO", "packed"));
         let features: Vec<String> = plan
             .desktop_features

@@ -442,7 +442,7 @@ pub struct Bundle {
 
     /// Bundle kinds to make [default: every kind the target makes]
     #[arg(long, value_enum)]
-    pub kind: Vec<crate::dist::targets::ArtifactKind>,
+    pub kind: Vec<crate::artifacts::targets::ArtifactKind>,
 
     /// JSON merged into tauri.conf.json for this build, inline or in a file, as `tauri build
     /// --config` does: e.g. the `version`, or the updater's `endpoints`. The updater's public key
@@ -624,7 +624,7 @@ pub struct BundleDesktop {
 
     /// Bundle kinds to make
     #[arg(long, value_enum, required = true)]
-    pub kind: Vec<crate::dist::targets::ArtifactKind>,
+    pub kind: Vec<crate::artifacts::targets::ArtifactKind>,
 }
 
 /// Breakpad symbols for crash reports: make them from binaries, and upload them to app-web's

@@ -1,6 +1,7 @@
 //! `cargo xtask`: every build, lint, test and packaging step of the workspace, so that local
 //! runs and CI go through the same code.
 
+mod artifacts;
 mod atomic_file;
 mod bench;
 mod ci;

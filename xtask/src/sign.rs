@@ -13,9 +13,9 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::dist::checksums;
-use crate::dist::manifest::{self, Manifest};
-use crate::dist::targets::ArtifactKind;
+use crate::artifacts::checksums;
+use crate::artifacts::manifest::{self, Manifest};
+use crate::artifacts::targets::ArtifactKind;
 use crate::{flags, path, step};
 
 impl flags::Sign {

@@ -9,7 +9,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use xshell::{Shell, cmd};
 
-use super::targets::{ArtifactKind, Target};
+use crate::artifacts::targets::{ArtifactKind, Target};
 use crate::step;
 
 /// A bundle tauri-bundler wrote, still in cargo's target folder.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use xshell::{Shell, cmd};
 
-use crate::sign::platform::Os;
+use crate::artifacts::targets::{Os, Target};
 
 /// Where the stripped binary waits for tauri-bundler, and the symbols zip.
 pub struct Shipped {
@@ -15,9 +15,9 @@ pub struct Shipped {
     pub symbols_zip: PathBuf,
 }
 
-/// The file name of `binary_name` on `triple`.
-fn executable(triple: &str, binary_name: &str) -> String {
-    match Os::of(triple) {
+/// The file name of `binary_name` on `target`.
+fn executable(target: &Target, binary_name: &str) -> String {
+    match target.os {
         Os::Windows => format!("{binary_name}.exe"),
         Os::Linux | Os::Mac => binary_name.to_owned(),
     }
@@ -25,30 +25,30 @@ fn executable(triple: &str, binary_name: &str) -> String {
 
 /// The file dump_syms reads the debug information from: the PDB beside a Windows executable,
 /// the `.dSYM` of a macOS one (when split debug information made one), else the binary itself.
-fn debug_source(triple: &str, release_dir: &Path, binary_name: &str) -> PathBuf {
+fn debug_source(target: &Target, release_dir: &Path, binary_name: &str) -> PathBuf {
     let dsym = release_dir.join(format!("{binary_name}.dSYM"));
-    match Os::of(triple) {
+    match target.os {
         Os::Windows => release_dir.join(format!("{}.pdb", binary_name.replace('-', "_"))),
         Os::Mac if dsym.exists() => dsym,
-        Os::Linux | Os::Mac => release_dir.join(executable(triple, binary_name)),
+        Os::Linux | Os::Mac => release_dir.join(executable(target, binary_name)),
     }
 }
 
 pub fn split(
     sh: &Shell,
-    triple: &str,
+    target: &Target,
     release_dir: &Path,
     binary_name: &str,
     version: &str,
 ) -> anyhow::Result<Shipped> {
-    let exe = executable(triple, binary_name);
+    let exe = executable(target, binary_name);
     let binary = release_dir.join(&exe);
     anyhow::ensure!(
         binary.is_file(),
         "{} is missing; build app-desktop first",
         binary.display()
     );
-    let source = debug_source(triple, release_dir, binary_name);
+    let source = debug_source(target, release_dir, binary_name);
     anyhow::ensure!(
         source.exists(),
         "{} is missing: the release build of {binary_name} should have written its debug information there",
@@ -60,7 +60,10 @@ pub fn split(
         std::fs::remove_dir_all(&store).with_context(|| format!("clear {}", store.display()))?;
     }
     crate::symbols::dump(sh, &[source], &store)?;
-    let symbols_zip = release_dir.join(format!("{binary_name}-{version}-{triple}-symbols.zip"));
+    let symbols_zip = release_dir.join(format!(
+        "{binary_name}-{version}-{}-symbols.zip",
+        target.triple
+    ));
     crate::symbols::write_zip(&store, &symbols_zip)?;
 
     let binary_dir = release_dir.join("shipped");
@@ -69,7 +72,7 @@ pub fn split(
     let shipped = binary_dir.join(&exe);
     std::fs::copy(&binary, &shipped)
         .with_context(|| format!("copy {} to {}", binary.display(), shipped.display()))?;
-    strip(sh, triple, &shipped)?;
+    strip(sh, target.os, &shipped)?;
     Ok(Shipped {
         binary_dir,
         symbols_zip,
@@ -78,8 +81,8 @@ pub fn split(
 
 /// Strips the symbol table and debug information, keeping what the program and its crash
 /// reports need (unwind tables, the build id that names its symbols).
-fn strip(sh: &Shell, triple: &str, binary: &Path) -> anyhow::Result<()> {
-    match Os::of(triple) {
+fn strip(sh: &Shell, os: Os, binary: &Path) -> anyhow::Result<()> {
+    match os {
         Os::Linux => crate::step::quiet(cmd!(sh, "strip --strip-all {binary}"))
             .run()
             .with_context(|| format!("strip {} (binutils' strip)", binary.display())),
@@ -95,24 +98,28 @@ fn strip(sh: &Shell, triple: &str, binary: &Path) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
+    fn find(triple: &str) -> &'static Target {
+        crate::artifacts::targets::find(triple).unwrap()
+    }
+
     #[test]
     fn debug_information_is_read_where_each_platform_keeps_it() {
         let dir = Path::new("/r");
         assert_eq!(
-            debug_source("x86_64-unknown-linux-gnu", dir, "app-desktop"),
+            debug_source(find("x86_64-unknown-linux-gnu"), dir, "app-desktop"),
             Path::new("/r/app-desktop")
         );
         assert_eq!(
-            debug_source("x86_64-pc-windows-msvc", dir, "app-desktop"),
+            debug_source(find("x86_64-pc-windows-msvc"), dir, "app-desktop"),
             Path::new("/r/app_desktop.pdb")
         );
         assert_eq!(
-            debug_source("aarch64-apple-darwin", dir, "app-desktop"),
+            debug_source(find("aarch64-apple-darwin"), dir, "app-desktop"),
             Path::new("/r/app-desktop"),
             "no .dSYM there"
         );
         assert_eq!(
-            executable("x86_64-pc-windows-msvc", "app-desktop"),
+            executable(find("x86_64-pc-windows-msvc"), "app-desktop"),
             "app-desktop.exe"
         );
     }

@@ -12,7 +12,7 @@ use tauri_bundler::{
 };
 
 use super::bundle::BuiltBundle;
-use super::targets::{self, ArtifactKind, Target};
+use crate::artifacts::targets::{self, ArtifactKind, Target};
 use crate::sign::platform;
 use crate::workspace::Product;
 use crate::{flags, path};
@@ -133,13 +133,8 @@ pub fn bundle(
     version: &str,
 ) -> anyhow::Result<Vec<BuiltBundle>> {
     let release_dir = path::release_dir(target.triple);
-    let shipped = super::debug_symbols::split(
-        sh,
-        target.triple,
-        &release_dir,
-        &desktop.main_binary_name,
-        version,
-    )?;
+    let shipped =
+        super::debug_symbols::split(sh, target, &release_dir, &desktop.main_binary_name, version)?;
 
     let package_types: Vec<PackageType> = kinds
         .iter()

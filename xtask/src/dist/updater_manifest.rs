@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use super::manifest::{self, Manifest};
-use super::targets::ArtifactKind;
+use crate::artifacts::manifest::{self, Manifest};
+use crate::artifacts::targets::ArtifactKind;
 use crate::sign::updater;
 use crate::{atomic_file, flags};
 
@@ -36,21 +36,9 @@ pub struct UpdateManifest {
 
 /// The updater's `{os}-{arch}` for a target triple.
 pub fn os_arch(triple: &str) -> anyhow::Result<String> {
-    let arch = triple.split('-').next().unwrap_or("");
-    let os = if triple.contains("-linux-") {
-        "linux"
-    } else if triple.contains("-windows-") {
-        "windows"
-    } else if triple.contains("-apple-darwin") {
-        "darwin"
-    } else {
-        anyhow::bail!("the updater knows no platform for {triple}")
-    };
-    let arch = match arch {
-        "x86_64" | "aarch64" | "i686" | "armv7" => arch,
-        other => anyhow::bail!("the updater knows no architecture {other} (from {triple})"),
-    };
-    Ok(format!("{os}-{arch}"))
+    let target = crate::artifacts::targets::find(triple)
+        .with_context(|| format!("the updater knows no platform for {triple}"))?;
+    Ok(format!("{}-{}", target.os.updater_name(), target.arch))
 }
 
 /// The keys a bundle is listed under.

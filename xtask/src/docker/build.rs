@@ -8,9 +8,9 @@ use anyhow::Context;
 use xshell::{Shell, cmd};
 
 use super::glibc::{self, GlibcVersion};
-use crate::dist::manifest;
-use crate::dist::targets::{self, ArtifactKind};
-use crate::dist::verify;
+use crate::artifacts::manifest;
+use crate::artifacts::targets::{self, ArtifactKind};
+use crate::artifacts::verify;
 use crate::workspace::Product;
 use crate::{path, step};
 

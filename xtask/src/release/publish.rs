@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use xshell::Shell;
 
-use crate::dist::manifest::Manifest;
-use crate::dist::targets::ArtifactKind;
-use crate::dist::verify;
+use crate::artifacts::manifest::Manifest;
+use crate::artifacts::targets::ArtifactKind;
+use crate::artifacts::verify;
 use crate::sign::updater;
 use crate::{flags, step};
 
@@ -132,7 +132,8 @@ fn assemble(
     notes: &str,
     channel: &str,
 ) -> anyhow::Result<Vec<(PathBuf, String)>> {
-    use crate::dist::{checksums, manifest, updater_manifest};
+    use crate::artifacts::{checksums, manifest};
+    use crate::dist::updater_manifest;
     std::fs::create_dir_all(out).with_context(|| format!("create {}", out.display()))?;
     let first = &dists[0].manifest;
     let mut merged = Manifest::new(

@@ -8,26 +8,7 @@
 use anyhow::Context;
 
 use super::{gpg, updater};
-
-/// The operating system a target triple builds for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Os {
-    Linux,
-    Windows,
-    Mac,
-}
-
-impl Os {
-    pub fn of(triple: &str) -> Self {
-        if triple.contains("-windows-") {
-            Os::Windows
-        } else if triple.contains("-apple-darwin") {
-            Os::Mac
-        } else {
-            Os::Linux
-        }
-    }
-}
+use crate::artifacts::targets::Os;
 
 pub const WINDOWS_THUMBPRINT: &str = "WINDOWS_CERTIFICATE_THUMBPRINT";
 pub const WINDOWS_SIGN_COMMAND: &str = "WINDOWS_SIGN_COMMAND";
@@ -81,7 +62,7 @@ pub fn needs(os: Os, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Vec
         )?,
         need(
             "the updater's public key in the app",
-            vec![vec![crate::dist::PUBLIC_KEY_VARIABLE]],
+            vec![vec![updater::PUBLIC_KEY_VARIABLE]],
         )?,
     ];
     match os {
@@ -182,9 +163,6 @@ mod tests {
 
     #[test]
     fn each_platform_names_what_it_signs_with() {
-        assert_eq!(Os::of("x86_64-pc-windows-msvc"), Os::Windows);
-        assert_eq!(Os::of("aarch64-apple-darwin"), Os::Mac);
-        assert_eq!(Os::of("x86_64-unknown-linux-gnu"), Os::Linux);
         let nothing = env_of(&[]);
         assert_eq!(unmet(Os::Linux, &nothing).len(), 3);
         assert_eq!(unmet(Os::Windows, &nothing).len(), 3);

@@ -14,6 +14,8 @@ use minisign::{KeyPair, PublicKeyBox, SecretKey, SecretKeyBox, SignatureBox};
 
 /// Where the secret key comes from: its base64 text, or a path to a file holding it.
 pub const KEY_VARIABLE: &str = "TAURI_SIGNING_PRIVATE_KEY";
+/// The updater's public key, built into app-desktop by dist and checked by release publish.
+pub const PUBLIC_KEY_VARIABLE: &str = "TAURI_SIGNING_PUBLIC_KEY";
 /// The key's password; unset for a key made without one.
 pub const PASSWORD_VARIABLE: &str = "TAURI_SIGNING_PRIVATE_KEY_PASSWORD";
 

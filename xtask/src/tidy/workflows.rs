@@ -216,7 +216,7 @@ fn matrix_targets(workflow: &Yaml) -> Option<Vec<String>> {
 
 #[test]
 fn a_release_matrix_builds_exactly_the_dist_targets() {
-    let mut supported: Vec<String> = crate::dist::targets::TARGETS
+    let mut supported: Vec<String> = crate::artifacts::targets::TARGETS
         .iter()
         .map(|target| target.triple.to_owned())
         .collect();

@@ -1,4 +1,5 @@
-//! The target triples `cargo xtask dist` can build for, and what each produces.
+//! The target triples `cargo xtask dist` can build for: each one's OS and architecture, and
+//! what it produces.
 
 use std::fmt;
 
@@ -71,11 +72,33 @@ impl fmt::Display for ArtifactKind {
     }
 }
 
-/// One supported target triple: whether the server is built for it, and the desktop bundles
-/// made for it.
+/// The operating system a target builds for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Os {
+    Linux,
+    Windows,
+    Mac,
+}
+
+impl Os {
+    /// The name Tauri's updater gives it, the `{os}` of its `{os}-{arch}` platform keys.
+    pub fn updater_name(self) -> &'static str {
+        match self {
+            Os::Linux => "linux",
+            Os::Windows => "windows",
+            Os::Mac => "darwin",
+        }
+    }
+}
+
+/// One supported target triple: its OS and architecture, whether the server is built for it,
+/// and the desktop bundles made for it.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Target {
     pub triple: &'static str,
+    pub os: Os,
+    /// The architecture, as the triple and Tauri's updater both name it.
+    pub arch: &'static str,
     pub server: bool,
     pub desktop_bundles: &'static [ArtifactKind],
 }
@@ -89,26 +112,36 @@ const MACOS_BUNDLES: &[ArtifactKind] = &[ArtifactKind::App, ArtifactKind::Dmg];
 pub const TARGETS: &[Target] = &[
     Target {
         triple: "x86_64-unknown-linux-gnu",
+        os: Os::Linux,
+        arch: "x86_64",
         server: true,
         desktop_bundles: LINUX_BUNDLES,
     },
     Target {
         triple: "aarch64-unknown-linux-gnu",
+        os: Os::Linux,
+        arch: "aarch64",
         server: true,
         desktop_bundles: LINUX_BUNDLES,
     },
     Target {
         triple: "x86_64-pc-windows-msvc",
+        os: Os::Windows,
+        arch: "x86_64",
         server: false,
         desktop_bundles: &[ArtifactKind::Msi, ArtifactKind::Nsis],
     },
     Target {
         triple: "aarch64-apple-darwin",
+        os: Os::Mac,
+        arch: "aarch64",
         server: false,
         desktop_bundles: MACOS_BUNDLES,
     },
     Target {
         triple: "x86_64-apple-darwin",
+        os: Os::Mac,
+        arch: "x86_64",
         server: false,
         desktop_bundles: MACOS_BUNDLES,
     },
@@ -128,12 +161,22 @@ pub fn resolve(requested: Option<&str>, host: &str) -> anyhow::Result<&'static T
         Some(triple) => (triple, "--target"),
         None => (host, "the host target (pass --target to choose another)"),
     };
+    find(triple).map_err(|_| {
+        anyhow::anyhow!(
+            "{origin} {triple:?} is not supported by dist; supported targets: {}",
+            supported_list()
+        )
+    })
+}
+
+/// The supported target `triple` names.
+pub fn find(triple: &str) -> anyhow::Result<&'static Target> {
     TARGETS
         .iter()
         .find(|target| target.triple == triple)
         .ok_or_else(|| {
             anyhow::anyhow!(
-                "{origin} {triple:?} is not supported by dist; supported targets: {}",
+                "{triple:?} is not a supported target; supported targets: {}",
                 supported_list()
             )
         })
@@ -180,6 +223,19 @@ mod tests {
             err.to_string().contains("x86_64-unknown-linux-gnu"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn each_target_names_its_os_and_architecture_as_its_triple_does() {
+        for target in TARGETS {
+            let os = match target.os {
+                Os::Linux => "-linux-",
+                Os::Windows => "-windows-",
+                Os::Mac => "-apple-darwin",
+            };
+            assert!(target.triple.contains(os), "{}", target.triple);
+            assert!(target.triple.starts_with(&format!("{}-", target.arch)));
+        }
     }
 
     #[test]
