@@ -24,6 +24,8 @@ if [ "$target" = self-signed ]; then
     mkdir -p "$target"
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 7 \
         -subj "/CN=$name" -addext "subjectAltName=DNS:$name" \
+        -addext "basicConstraints=critical,CA:FALSE" -addext "keyUsage=critical,digitalSignature" \
+        -addext "extendedKeyUsage=serverAuth" \
         -keyout "$target/privkey.pem" -out "$target/fullchain.pem" 2>/dev/null
 fi
 

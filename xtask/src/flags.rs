@@ -687,9 +687,9 @@ pub struct Smoke {
     #[arg(long, value_name = "FILE")]
     pub cacert: Option<PathBuf>,
 
-    /// Resolve HOST:PORT to ADDRESS (curl's --resolve), e.g. app.test:443:127.0.0.1
+    /// Answer HOST:PORT with ADDRESS instead of DNS (as curl's --resolve), e.g. app.test:443:127.0.0.1
     #[arg(long, value_name = "HOST:PORT:ADDRESS")]
-    pub resolve: Vec<String>,
+    pub resolve: Vec<crate::http::Resolve>,
 
     /// Fail unless /api/info reports this version
     #[arg(long, value_name = "VERSION")]

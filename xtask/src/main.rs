@@ -62,7 +62,7 @@ fn run(command: flags::Command) -> anyhow::Result<()> {
         flags::Command::Changelog(cmd) => cmd.run(&sh),
         flags::Command::Release(cmd) => match cmd.command {
             flags::ReleaseCommand::Prepare(prepare) => prepare.run(&sh),
-            flags::ReleaseCommand::Publish(publish) => publish.run(&sh),
+            flags::ReleaseCommand::Publish(publish) => publish.run(),
             flags::ReleaseCommand::Notes(notes) => notes.run(&sh),
         },
         flags::Command::Icons(cmd) => cmd.run(&sh),
@@ -71,6 +71,6 @@ fn run(command: flags::Command) -> anyhow::Result<()> {
         flags::Command::Fuzz(cmd) => cmd.run(&sh),
         flags::Command::Smoke(cmd) => cmd.run(&sh),
         flags::Command::Deploy(cmd) => cmd.run(&sh),
-        flags::Command::Notify(cmd) => cmd.run(&sh),
+        flags::Command::Notify(cmd) => cmd.run(),
     }
 }

@@ -1,9 +1,10 @@
 //! `cargo xtask smoke --url URL`: the checks a deploy ends with, against a running site:
 //! readiness (the database ready), the version when one is expected, TLS (a valid certificate,
 //! nothing older than TLS 1.2) and the security headers when the URL is https, and a round trip
-//! through the API (a note created, read back and deleted). Requests go through curl, so the
-//! machine's own trust store and resolver are what a user's would be; `--cacert` and
-//! `--resolve` point it at test certificates and addresses.
+//! through the API (a note created, read back and deleted). Requests go through xtask's HTTP
+//! client with the machine's own trust store and resolver, as a user's would; `--cacert` and
+//! `--resolve` point it at test certificates and addresses. Only the TLS 1.1 probe is curl's,
+//! since a client that cannot speak TLS 1.1 cannot ask a server whether it does.
 
 use std::path::{Path, PathBuf};
 
@@ -11,22 +12,42 @@ use anyhow::Context;
 use serde_json::Value;
 use xshell::Shell;
 
-use crate::http::{Body, Client};
+use crate::http::{Client, Resolve};
 use crate::{flags, step};
 
 /// A client for the smoke checks: loopback and test hosts directly, `cacert` trusted and
-/// `resolve` entries (curl's `HOST:PORT:ADDRESS`) applied when given.
-pub fn client<'a>(sh: &'a Shell, cacert: Option<&Path>, resolve: &[String]) -> Client<'a> {
+/// `resolve` entries applied when given.
+pub fn client(cacert: Option<&Path>, resolve: &[Resolve]) -> anyhow::Result<Client> {
+    let client = Client::new(10).without_proxy().resolving(resolve);
+    match cacert {
+        Some(cacert) => client.trusting(cacert),
+        None => Ok(client),
+    }
+}
+
+/// Whether `url` completes a TLS handshake of version 1.1 or older (curl, as rustls speaks
+/// nothing older than 1.2).
+fn accepts_tls_1_1(sh: &Shell, url: &str, cacert: Option<&Path>, resolve: &[Resolve]) -> bool {
     let mut options = Vec::new();
     if let Some(cacert) = cacert {
-        options.push("--cacert".to_owned());
-        options.push(cacert.display().to_string());
+        options.extend(["--cacert".to_owned(), cacert.display().to_string()]);
     }
     for entry in resolve {
-        options.push("--resolve".to_owned());
-        options.push(entry.clone());
+        let address = match entry.address {
+            std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+            v4 => v4.to_string(),
+        };
+        options.extend([
+            "--resolve".to_owned(),
+            format!("{}:{}:{address}", entry.host, entry.port),
+        ]);
     }
-    Client::new(sh, 10).without_proxy().with_options(options)
+    step::quiet(xshell::cmd!(
+        sh,
+        "curl --silent --output /dev/null --max-time 10 --noproxy * --tlsv1.0 --tls-max 1.1 {options...} {url}"
+    ))
+    .run()
+    .is_ok()
 }
 
 /// The headers nginx's `snippets/security-headers.conf` sets on every answer.
@@ -41,7 +62,7 @@ pub const SECURITY_HEADERS: &[&str] = &[
 ];
 
 /// A note created, read back and deleted through the API.
-pub fn check_notes(client: &Client<'_>, base: &str) -> anyhow::Result<()> {
+pub fn check_notes(client: &Client, base: &str) -> anyhow::Result<()> {
     let created = client.request(
         "POST",
         &format!("{base}/api/notes"),
@@ -86,7 +107,7 @@ impl flags::Smoke {
             "--url {base:?} must be an http:// or https:// URL"
         );
         let cacert = existing(self.cacert)?;
-        let client = client(sh, cacert.as_deref(), &self.resolve);
+        let client = client(cacert.as_deref(), &self.resolve)?;
         if https && self.certificate_wait_secs > 0 {
             step::run("a trusted certificate", || {
                 wait_for_trusted_certificate(
@@ -124,13 +145,13 @@ impl flags::Smoke {
         if https {
             step::run("TLS 1.2 or newer, certificate valid", || {
                 // The earlier requests already verified the certificate; TLS 1.1 must fail.
-                let old = client.send(
-                    "GET",
+                let old = accepts_tls_1_1(
+                    sh,
                     &format!("{base}/healthz"),
-                    Body::None,
-                    &["--tlsv1.0", "--tls-max", "1.1"],
+                    cacert.as_deref(),
+                    &self.resolve,
                 );
-                anyhow::ensure!(old.is_err(), "the site accepted a TLS 1.1 connection");
+                anyhow::ensure!(!old, "the site accepted a TLS 1.1 connection");
                 Ok(())
             })?;
         }
@@ -160,7 +181,7 @@ impl flags::Smoke {
 /// most `limit`: on a new host nginx serves a self-signed certificate until certbot has the
 /// real one and hands it over.
 fn wait_for_trusted_certificate(
-    client: &Client<'_>,
+    client: &Client,
     base: &str,
     limit: std::time::Duration,
     cacert: Option<&Path>,

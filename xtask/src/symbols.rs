@@ -3,7 +3,7 @@
 //! the bundles), dist zips a build's store into one artifact, and `symbols upload` sends each
 //! file to app-web's symbol store through the admin API.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -26,7 +26,7 @@ impl flags::Symbols {
                 server,
                 token_file,
                 dry_run,
-            } => upload(sh, &source, &server, token_file.as_deref(), dry_run),
+            } => upload(&source, &server, token_file.as_deref(), dry_run),
         }
     }
 }
@@ -185,20 +185,8 @@ fn read_source(source: &Path) -> anyhow::Result<Vec<SymFile>> {
     Ok(files)
 }
 
-/// Writes the admin token as an `Authorization` header into a file in `dir` (mode 0600), so it
-/// reaches curl without appearing on its command line; returns the file.
-pub fn token_header_file(dir: &Path, token_file: Option<&Path>) -> anyhow::Result<PathBuf> {
-    let token = admin_token(token_file)?;
-    let headers = dir.join("headers");
-    crate::atomic_file::write(
-        &headers,
-        format!("Authorization: Bearer {token}\n").as_bytes(),
-        0o600,
-    )?;
-    Ok(headers)
-}
-
-fn admin_token(token_file: Option<&Path>) -> anyhow::Result<String> {
+/// The admin token from `token_file`, or from APP_ADMIN_TOKEN.
+pub fn admin_token(token_file: Option<&Path>) -> anyhow::Result<String> {
     let token = match token_file {
         Some(path) => std::fs::read_to_string(path)
             .with_context(|| format!("read the admin token from {}", path.display()))?,
@@ -215,7 +203,6 @@ fn admin_token(token_file: Option<&Path>) -> anyhow::Result<String> {
 
 /// Uploads every `.sym` in `source` (a store folder or a symbols zip) to app-web at `server`.
 pub fn upload(
-    sh: &Shell,
     source: &Path,
     server: &str,
     token_file: Option<&Path>,
@@ -238,14 +225,11 @@ pub fn upload(
         }
         return Ok(());
     }
-    let scratch = tempfile::tempdir()?;
-    let headers = token_header_file(scratch.path(), token_file)?;
-    let client = crate::http::Client::new(sh, 600)
+    let token = admin_token(token_file)?;
+    let client = crate::http::Client::new(600)
         .without_proxy()
-        .with_headers_file(&headers);
+        .with_header("authorization", &format!("Bearer {token}"));
     for file in &files {
-        let body = scratch.path().join("body.sym");
-        std::fs::File::create(&body)?.write_all(&file.bytes)?;
         let url = format!(
             "{server}/api/admin/symbols/{}/{}",
             file.debug_file, file.debug_id
@@ -256,8 +240,7 @@ pub fn upload(
                 let answer = client.send(
                     "PUT",
                     &url,
-                    crate::http::Body::File(&body, "text/plain"),
-                    &[],
+                    crate::http::Body::Bytes(&file.bytes, "text/plain"),
                 )?;
                 anyhow::ensure!(
                     answer.is_success(),

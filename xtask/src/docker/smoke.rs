@@ -107,7 +107,7 @@ pub fn smoke(sh: &Shell, image: &str) -> anyhow::Result<()> {
         .trim()
         .to_owned();
     let base = format!("http://{address}");
-    let client = crate::smoke::client(sh, None, &[]);
+    let client = crate::smoke::client(None, &[])?;
 
     let ready = step::run("wait for /readyz", || {
         wait(Duration::from_secs(60), "app-web to report ready", || {
@@ -191,7 +191,6 @@ fn wait<T>(limit: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) ->
     value.context("the probe gave a value")
 }
 
-/// One request with curl; the status and the body.
 /// Reads the container's process from the host: its user, capabilities and root mount.
 fn check_confinement(sh: &Shell, name: &str) -> anyhow::Result<()> {
     let user = super::inspect(sh, name, "{{.Config.User}}")?;

@@ -12,7 +12,6 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use xshell::Shell;
 
 use crate::artifacts::manifest::Manifest;
 use crate::artifacts::targets::ArtifactKind;
@@ -206,7 +205,6 @@ fn assemble(
 
 /// The GitHub release for `tag` in `repo`, made if missing, with every asset it lacks.
 fn github_release(
-    sh: &Shell,
     repo: &str,
     tag: &str,
     notes: &str,
@@ -218,22 +216,16 @@ fn github_release(
     )?;
     let api = std::env::var("GITHUB_API_URL").unwrap_or_else(|_| "https://api.github.com".into());
     let scratch = tempfile::tempdir()?;
-    let headers = scratch.path().join("headers");
-    crate::atomic_file::write(
-        &headers,
-        format!(
-            "Authorization: Bearer {token}\nAccept: application/vnd.github+json\nX-GitHub-Api-Version: 2022-11-28\n"
-        )
-        .as_bytes(),
-        0o600,
-    )?;
-    let client = crate::http::Client::new(sh, 600).with_headers_file(&headers);
+    let client = crate::http::Client::new(600)
+        .with_header("authorization", &format!("Bearer {}", token.trim()))
+        .with_header("accept", "application/vnd.github+json")
+        .with_header("x-github-api-version", "2022-11-28");
     let call = |method: &str, url: &str, body: Option<&Path>, content_type: &str| {
         let body = match body {
             Some(file) => crate::http::Body::File(file, content_type),
             None => crate::http::Body::None,
         };
-        let answer = client.send(method, url, body, &[])?;
+        let answer = client.send(method, url, body)?;
         anyhow::Ok((answer.status, answer.body))
     };
     let (status, text) = call(
@@ -301,7 +293,7 @@ fn github_release(
 }
 
 impl flags::ReleasePublish {
-    pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+    pub fn run(self) -> anyhow::Result<()> {
         let dists = load(&self.dist)?;
         let public_key = self
             .updater_pubkey
@@ -380,16 +372,15 @@ impl flags::ReleasePublish {
             return Ok(());
         }
         for zip in &symbols {
-            crate::symbols::upload(sh, zip, &server, self.token_file.as_deref(), false)?;
+            crate::symbols::upload(zip, &server, self.token_file.as_deref(), false)?;
         }
         step::run(&format!("publish {version} to {server}"), || {
-            post_release(sh, &server, self.token_file.as_deref(), &release)
+            post_release(&server, self.token_file.as_deref(), &release)
         })?;
         match &github {
             Some(repo) => {
                 let prerelease = semver::Version::parse(&version).is_ok_and(|v| !v.pre.is_empty());
                 github_release(
-                    sh,
                     repo,
                     &format!("v{version}"),
                     notes.trim(),
@@ -416,23 +407,18 @@ impl flags::ReleasePublish {
 /// POSTs the release to the admin API: 201 (published) and 200 (already published, the same)
 /// both succeed; anything else fails with the server's answer.
 fn post_release(
-    sh: &Shell,
     server: &str,
     token_file: Option<&Path>,
     release: &serde_json::Value,
 ) -> anyhow::Result<()> {
-    let scratch = tempfile::tempdir()?;
-    let headers = crate::symbols::token_header_file(scratch.path(), token_file)?;
-    let body = scratch.path().join("release.json");
-    std::fs::write(&body, release.to_string())?;
-    let answer = crate::http::Client::new(sh, 60)
+    let token = crate::symbols::admin_token(token_file)?;
+    let answer = crate::http::Client::new(60)
         .without_proxy()
-        .with_headers_file(&headers)
-        .send(
+        .with_header("authorization", &format!("Bearer {token}"))
+        .request(
             "POST",
             &format!("{server}/api/admin/releases"),
-            crate::http::Body::File(&body, "application/json"),
-            &[],
+            Some(&release.to_string()),
         )?;
     match answer.status {
         201 | 200 => Ok(()),
