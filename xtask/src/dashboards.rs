@@ -115,7 +115,7 @@ const DASHBOARDS: &[Dashboard] = &[
                     "sum(rate(app_web_http_requests_total{status=~\"5..\"}[5m])) / sum(rate(app_web_http_requests_total[5m]))",
                     "",
                 )],
-                "Share of answers that were server errors; HighErrorRatio fires above 5%.",
+                "Share of answers that were server errors; the HighErrorRatio alert watches it.",
             ),
             stat(
                 "p99 latency",
@@ -124,7 +124,7 @@ const DASHBOARDS: &[Dashboard] = &[
                     "histogram_quantile(0.99, sum by (le) (rate(app_web_http_request_duration_seconds_bucket[5m])))",
                     "",
                 )],
-                "The objective is 500 ms; LatencyObjectiveMissed fires above it.",
+                "How long the slowest answers take; the LatencyObjectiveMissed alert holds it to the objective.",
             ),
             stat(
                 "Running version",
@@ -224,7 +224,7 @@ const DASHBOARDS: &[Dashboard] = &[
                         "disk used {{mountpoint}}",
                     ),
                 ],
-                "The host the stack runs on; DiskFilling fires when a disk is over 90% full.",
+                "The host the stack runs on; the DiskFilling alert watches its disks.",
             ),
             logs(
                 "app-web logs",
@@ -251,7 +251,7 @@ const DASHBOARDS: &[Dashboard] = &[
                     "sum(pg_stat_activity_count) / max(pg_settings_max_connections)",
                     "",
                 )],
-                "Share of max_connections in use; PostgresConnectionsNearMax fires above 80%.",
+                "Share of max_connections in use; the PostgresConnectionsNearMax alert watches it.",
             ),
             stat(
                 "Database size",
@@ -344,7 +344,7 @@ const DASHBOARDS: &[Dashboard] = &[
                 "Memory used",
                 "bytes",
                 &[("redis_memory_used_bytes", "")],
-                "RedisMemoryNearMax fires above 90% of maxmemory.",
+                "Memory Redis holds; the RedisMemoryNearMax alert compares it with maxmemory.",
             ),
             stat(
                 "Keyspace hit ratio",
@@ -415,7 +415,7 @@ const DASHBOARDS: &[Dashboard] = &[
                 "Certificate expires in",
                 "d",
                 &[("min((probe_ssl_earliest_cert_expiry - time()) / 86400)", "")],
-                "Days left; alerts fire at 14 and 3.",
+                "Days left; the CertificateExpiresIn14Days and CertificateExpiresIn3Days alerts warn ahead.",
             ),
             stat(
                 "Probe HTTP status",
@@ -535,7 +535,7 @@ const DASHBOARDS: &[Dashboard] = &[
                 "Since the last backup",
                 "s",
                 &[("time() - app_backup_last_success_timestamp_seconds", "")],
-                "BackupTooOld fires after 26 hours.",
+                "Time since the last good backup; the BackupTooOld alert watches it.",
             ),
             stat(
                 "Last restore drill",
@@ -794,5 +794,47 @@ mod tests {
         files.dedup();
         assert_eq!(uids.len(), DASHBOARDS.len());
         assert_eq!(files.len(), DASHBOARDS.len());
+    }
+
+    #[test]
+    fn descriptions_name_alerts_and_leave_their_thresholds_to_the_rules() {
+        let rules_dir = path::docker_dir().join("prometheus/rules");
+        let mut alerts = Vec::new();
+        for entry in std::fs::read_dir(&rules_dir).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            alerts.extend(text.lines().filter_map(|line| {
+                line.trim()
+                    .strip_prefix("- alert: ")
+                    .map(|name| name.trim().to_owned())
+            }));
+        }
+        assert!(!alerts.is_empty(), "no alerts in {}", rules_dir.display());
+        for dashboard in DASHBOARDS {
+            for panel in dashboard.panels {
+                let description = panel.description;
+                let named: Vec<&str> = description
+                    .split(|c: char| !c.is_ascii_alphanumeric())
+                    .filter(|word| alerts.iter().any(|alert| alert == word))
+                    .collect();
+                if description.contains("alert") {
+                    assert!(
+                        !named.is_empty(),
+                        "{}: {description:?} speaks of an alert but names none of the rules'",
+                        dashboard.file
+                    );
+                }
+                if !named.is_empty() {
+                    // The rule file holds the threshold; a copy here would go stale.
+                    let without_names = named
+                        .iter()
+                        .fold(description.to_owned(), |text, name| text.replace(name, ""));
+                    assert!(
+                        !without_names.chars().any(|c| c.is_ascii_digit()),
+                        "{}: {description:?} repeats a threshold of {named:?}",
+                        dashboard.file
+                    );
+                }
+            }
+        }
     }
 }

@@ -311,10 +311,10 @@ pub struct NginxSettings {
     #[arg(long, env = "NGINX_UPSTREAM", default_value = "127.0.0.1:8080")]
     pub upstream: String,
     /// Steady request rate per client address, in nginx's syntax
-    #[arg(long, env = "NGINX_RATE_LIMIT", default_value = "20r/s")]
+    #[arg(long, env = "NGINX_RATE_LIMIT", default_value = crate::nginx::RATE_LIMIT)]
     pub rate_limit: String,
     /// Requests a client may send at once beyond that rate
-    #[arg(long, env = "NGINX_RATE_BURST", default_value = "40")]
+    #[arg(long, env = "NGINX_RATE_BURST", default_value = crate::nginx::RATE_BURST)]
     pub rate_burst: String,
     /// The largest crash upload in MiB: app-web's APP_WEB_CRASH_MAX_MIB
     #[arg(long, env = "NGINX_CRASH_MAX_MIB", default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..))]

@@ -9,6 +9,12 @@ use xshell::{Shell, cmd};
 use crate::setup::{self, Purpose};
 use crate::{flags, path, step};
 
+/// Requests per second one client address may make, in nginx's syntax: the one default the
+/// flags, compose.yaml and .env.example share (a tidy test compares them).
+pub const RATE_LIMIT: &str = "20r/s";
+/// Requests a client may send at once beyond that rate.
+pub const RATE_BURST: &str = "40";
+
 impl flags::Nginx {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
         setup::require(sh, &[Purpose::Proxy])?;

@@ -546,14 +546,13 @@ fn the_nginx_image_serves_the_project_configuration_on_debians_nginx() {
         "nginx in the image did not answer: {answer}\n{}",
         docker_text(&["logs", &container])
     );
-    for header in [
-        "strict-transport-security:",
-        "content-security-policy:",
-        "x-request-id:",
-    ] {
+    for header in local_servers::nginx::security_headers() {
         assert!(
-            answer.to_ascii_lowercase().contains(header),
-            "{header} missing:\n{answer}"
+            answer
+                .to_ascii_lowercase()
+                .contains(&format!("{}:", header.name)),
+            "{} missing:\n{answer}",
+            header.name
         );
     }
     let redirect = curl(&format!("http://app.test:{http}/x"));

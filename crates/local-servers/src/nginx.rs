@@ -13,6 +13,44 @@ use crate::{wait_for, wait_until_up};
 /// The template's file name inside the nginx folder.
 pub const TEMPLATE: &str = "nginx.conf.template";
 
+/// nginx/snippets/security-headers.conf, which every location of the stack's nginx includes.
+const SECURITY_HEADERS_SNIPPET: &str =
+    include_str!("../../../nginx/snippets/security-headers.conf");
+
+/// One header the stack's nginx adds to every answer: its name in lower case, and its value,
+/// None when nginx fills it in per request (a `$variable`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecurityHeader {
+    pub name: String,
+    pub value: Option<String>,
+}
+
+/// The headers nginx/snippets/security-headers.conf sets, read from that file: the one list the
+/// smoke checks and the tests hold nginx to.
+pub fn security_headers() -> Vec<SecurityHeader> {
+    parse_add_headers(SECURITY_HEADERS_SNIPPET)
+}
+
+fn parse_add_headers(text: &str) -> Vec<SecurityHeader> {
+    text.lines()
+        .filter_map(|line| line.trim().strip_prefix("add_header "))
+        .filter_map(|rest| {
+            let rest = rest.trim_end().trim_end_matches(';').trim_end();
+            let rest = rest.strip_suffix(" always").unwrap_or(rest);
+            let (name, value) = rest.split_once(char::is_whitespace)?;
+            let value = value.trim();
+            let value = value
+                .strip_prefix('"')
+                .and_then(|value| value.strip_suffix('"'))
+                .unwrap_or(value);
+            Some(SecurityHeader {
+                name: name.to_ascii_lowercase(),
+                value: (!value.contains('$')).then(|| value.to_owned()),
+            })
+        })
+        .collect()
+}
+
 /// The `${NGINX_...}` variables `template` uses, sorted.
 pub fn template_variables(template: &str) -> Vec<String> {
     let mut names: Vec<String> = template
@@ -189,6 +227,35 @@ impl Drop for Nginx {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_snippets_headers_are_read_with_their_values() {
+        let headers = parse_add_headers(
+            "# a comment\nadd_header X-A \"1; b\" always;\nadd_header X-Id $id always;\n",
+        );
+        assert_eq!(
+            headers,
+            [
+                SecurityHeader {
+                    name: "x-a".into(),
+                    value: Some("1; b".into())
+                },
+                SecurityHeader {
+                    name: "x-id".into(),
+                    value: None
+                },
+            ]
+        );
+        let real = security_headers();
+        assert!(
+            real.iter()
+                .any(|h| h.name == "content-security-policy" && h.value.is_some())
+        );
+        assert!(
+            real.iter()
+                .any(|h| h.name == "x-request-id" && h.value.is_none())
+        );
+    }
 
     #[test]
     fn variables_are_found_once_each_and_sorted() {

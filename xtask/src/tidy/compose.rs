@@ -326,6 +326,59 @@ fn every_compose_variable_is_documented_in_env_example() {
     assert!(project_root().join("docker/secrets/.gitignore").is_file());
 }
 
+/// The `${NAME:-default}` defaults a compose file gives its variables.
+fn defaults(text: &str) -> Vec<(String, String)> {
+    text.match_indices("${")
+        .filter_map(|(start, _)| {
+            let rest = &text[start + 2..];
+            let inner = &rest[..rest.find('}')?];
+            let (name, default) = inner.split_once(":-")?;
+            Some((name.to_owned(), default.to_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn defaults_agree_with_env_example_and_the_nginx_flags() {
+    let example = read("docker/.env.example").expect("read docker/.env.example");
+    let examples: std::collections::BTreeMap<&str, &str> = example
+        .lines()
+        .filter(|line| !line.trim_start().starts_with('#'))
+        .filter_map(|line| line.split_once('='))
+        .map(|(name, value)| (name.trim(), value.trim()))
+        .collect();
+    let mut compared = 0;
+    for (file, _) in COMPOSE_FILES {
+        let text = read(file).unwrap();
+        for (name, default) in defaults(&text) {
+            // An empty default is "unset"; .env.example may show what a value looks like.
+            if default.is_empty() {
+                continue;
+            }
+            if let Some(example) = examples.get(name.as_str()) {
+                assert_eq!(
+                    *example, default,
+                    "{file} defaults {name} to {default:?}, docker/.env.example to {example:?}"
+                );
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared > 20, "only {compared} defaults compared");
+    // The nginx rate limits are set in xtask's nginx module, which `nginx render` uses.
+    let compose = read("docker/compose.yaml").unwrap();
+    let compose = defaults(&compose);
+    for (name, value) in [
+        ("NGINX_RATE_LIMIT", crate::nginx::RATE_LIMIT),
+        ("NGINX_RATE_BURST", crate::nginx::RATE_BURST),
+    ] {
+        assert!(
+            compose.contains(&(name.to_owned(), value.to_owned())),
+            "docker/compose.yaml must default {name} to {value:?}, as `cargo xtask nginx render` does"
+        );
+    }
+}
+
 #[test]
 fn the_rules_catch_what_they_name() {
     let bad = r#"
