@@ -88,24 +88,26 @@ fn the_window_shows_the_ui_and_the_version() {
             xvfb.windows_titled(&title).unwrap().into_iter().next()
         },
     );
-    let colours = wait_for(Duration::from_secs(30), "the UI to be drawn", || {
-        let colours = colours_in(xvfb.display(), &window);
-        (colours > 16).then_some(colours)
+    // Settled: three screenshots half a second apart agree. What is then on screen is judged
+    // below, so a window that settles blank or half drawn fails naming what it shows.
+    let mut seen: Vec<usize> = Vec::new();
+    wait_for(Duration::from_secs(30), "the window to settle", || {
+        seen.push(colours_in(xvfb.display(), &window));
+        std::thread::sleep(Duration::from_millis(500));
+        let last = &seen[seen.len().saturating_sub(3)..];
+        (last.len() == 3 && last[0] > 0 && last.iter().all(|count| *count == last[0])).then_some(())
     });
-    assert!(colours > 16, "the window looks empty ({colours} colours)");
+    let colours = colours_in(xvfb.display(), &window);
+    assert!(
+        colours > 16,
+        "the window shows no text, only {colours} colours"
+    );
     // The page's head alone (title, mode, version) sits in the middle of the window; the
     // Updates and Privacy panels below it fill the window down to its bottom quarter.
-    let bottom = wait_for(
-        Duration::from_secs(30),
-        "the desktop panels to be drawn",
-        || {
-            let colours = colours_in_region(xvfb.display(), &window, Some("100%x25%+0+0"));
-            (colours > 8).then_some(colours)
-        },
-    );
+    let bottom = colours_in_region(xvfb.display(), &window, Some("100%x25%+0+0"));
     assert!(
         bottom > 8,
-        "the window's bottom quarter is empty ({bottom} colours)"
+        "the window's bottom quarter is empty ({bottom} colours): the desktop panels are not drawn"
     );
     assert!(
         app.0.try_wait().unwrap().is_none(),

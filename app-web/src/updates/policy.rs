@@ -256,12 +256,28 @@ mod tests {
         }
     }
 
+    /// Random install ids as the desktop app makes them (UUIDv4), from a fixed seed so every
+    /// run checks the same ids.
+    fn install_ids(seed: u64, count: usize) -> Vec<String> {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        (0..count)
+            .map(|_| {
+                uuid::Builder::from_random_bytes(rng.random())
+                    .into_uuid()
+                    .to_string()
+            })
+            .collect()
+    }
+
     #[test]
     fn ten_thousand_random_installs_land_within_two_points_of_the_rollout() {
+        let ids = install_ids(1, 10_000);
         for percent in [1u8, 5, 25, 50, 90] {
             let release = release("2.0.0", Channel::Stable, percent);
-            let reached = (0..10_000)
-                .filter(|_| in_rollout(&release, Some(&uuid::Uuid::new_v4().to_string())))
+            let reached = ids
+                .iter()
+                .filter(|id| in_rollout(&release, Some(id.as_str())))
                 .count();
             let share = reached as f64 / 100.0;
             assert!(
@@ -271,8 +287,7 @@ mod tests {
         }
         let nobody = release("2.0.0", Channel::Stable, 0);
         let everybody = release("2.0.0", Channel::Stable, 100);
-        for _ in 0..1000 {
-            let id = uuid::Uuid::new_v4().to_string();
+        for id in install_ids(2, 1000) {
             assert!(!in_rollout(&nobody, Some(&id)));
             assert!(in_rollout(&everybody, Some(&id)));
         }
@@ -314,9 +329,7 @@ mod tests {
 
     #[test]
     fn raising_the_rollout_keeps_every_install_that_had_it() {
-        let ids: Vec<String> = (0..2000)
-            .map(|_| uuid::Uuid::new_v4().to_string())
-            .collect();
+        let ids = install_ids(3, 2000);
         let mut release = release("2.0.0", Channel::Stable, 10);
         let first: Vec<&String> = ids
             .iter()
