@@ -367,16 +367,11 @@ fn write_server_archive(
     source_date: u64,
 ) -> anyhow::Result<()> {
     let top = archive_name.trim_end_matches(".tar.gz");
-    let entries = [
+    let mut entries = vec![
         archive::ArchiveEntry {
             name: "app-web".into(),
             source: path::release_dir(target.triple).join("app-web"),
             executable: true,
-        },
-        archive::ArchiveEntry {
-            name: "README.md".into(),
-            source: path::readme(),
-            executable: false,
         },
         archive::ArchiveEntry {
             name: "LICENSE".into(),
@@ -389,6 +384,22 @@ fn write_server_archive(
             executable: false,
         },
     ];
+    // The operations guides, as docs/<name>.md: what someone running the server reads.
+    let guides = path::operations_docs();
+    for entry in std::fs::read_dir(&guides).with_context(|| format!("read {}", guides.display()))? {
+        let source = entry?.path();
+        if source
+            .extension()
+            .is_some_and(|extension| extension == "md")
+        {
+            let name = source.file_name().unwrap_or_default().to_string_lossy();
+            entries.push(archive::ArchiveEntry {
+                name: format!("docs/{name}"),
+                source: source.clone(),
+                executable: false,
+            });
+        }
+    }
     archive::write_tar_gz(destination, top, &entries, source_date)
         .with_context(|| format!("the server archive {archive_name} failed"))
 }

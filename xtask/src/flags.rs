@@ -133,6 +133,10 @@ pub struct Verify {
 pub struct Bench {
     #[command(subcommand)]
     pub subject: BenchSubject,
+
+    /// Also write the figures into docs/benchmarks.md, replacing this benchmark's section, dated
+    #[arg(long, global = true)]
+    pub record: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -752,14 +756,11 @@ mod tests {
 
     use clap::CommandFactory;
 
-    /// The commands README.md's "Every command" table names: the first word of each row.
-    fn readme_commands() -> BTreeSet<String> {
-        let readme = std::fs::read_to_string(crate::path::project_root().join("README.md"))
-            .expect("read README.md");
-        let table = readme
-            .split("## Every command")
-            .nth(1)
-            .expect("README.md has an \"Every command\" section");
+    /// The commands docs/development/commands.md's table names: the first word of each row.
+    fn documented_commands() -> BTreeSet<String> {
+        let file = crate::path::project_root().join("docs/development/commands.md");
+        let table = std::fs::read_to_string(&file)
+            .unwrap_or_else(|err| panic!("read {}: {err}", file.display()));
         table
             .lines()
             .skip_while(|line| !line.starts_with('|'))
@@ -778,7 +779,7 @@ mod tests {
     }
 
     #[test]
-    fn help_lists_exactly_the_commands_the_readme_lists() {
+    fn help_lists_exactly_the_commands_the_docs_list() {
         let command = super::Xtask::command();
         let help = command.clone().render_help().to_string();
         let visible: BTreeSet<String> = command
@@ -786,14 +787,14 @@ mod tests {
             .filter(|sub| !sub.is_hide_set())
             .map(|sub| sub.get_name().to_owned())
             .collect();
-        let documented = readme_commands();
+        let documented = documented_commands();
         assert!(
             documented.len() >= 20,
             "the table was not read: {documented:?}"
         );
         assert_eq!(
             visible, documented,
-            "`cargo xtask --help` and README.md's command table must list the same commands"
+            "`cargo xtask --help` and docs/development/commands.md's table must list the same commands"
         );
         for name in &documented {
             assert!(

@@ -211,3 +211,67 @@ fn ci_script_is_executable() {
         ".ci/run is not executable; run `chmod +x .ci/run` and commit"
     );
 }
+
+/// The markdown files of the project's own documentation: README, ARCHITECTURE and docs/.
+fn documentation_files() -> Vec<String> {
+    tracked_files()
+        .into_iter()
+        .filter(|file| {
+            file == "README.md"
+                || file == "ARCHITECTURE.md"
+                || (file.starts_with("docs/") && file.ends_with(".md"))
+        })
+        .collect()
+}
+
+/// The targets of a markdown text's inline links, `[text](target)`.
+fn link_targets(text: &str) -> Vec<&str> {
+    text.match_indices("](")
+        .filter_map(|(start, _)| {
+            let rest = &text[start + 2..];
+            rest.find(')').map(|end| &rest[..end])
+        })
+        .collect()
+}
+
+#[test]
+fn the_readme_is_short_and_every_link_in_the_docs_leads_somewhere() {
+    let readme = read("README.md").expect("read README.md");
+    let lines = readme.lines().count();
+    assert!(
+        lines < 200,
+        "README.md has {lines} lines: keep it to what the project is, the two commands, where to go \
+         next and the layout, and put the rest in docs/"
+    );
+    let files = documentation_files();
+    assert!(
+        files
+            .iter()
+            .any(|file| file.starts_with("docs/operations/")),
+        "{files:?}"
+    );
+    for file in &files {
+        let text = read(file).unwrap();
+        let folder = std::path::Path::new(file)
+            .parent()
+            .unwrap_or(std::path::Path::new(""));
+        for target in link_targets(&text) {
+            if target.contains("://") || target.starts_with('#') || target.starts_with("mailto:") {
+                continue;
+            }
+            let path = target.split('#').next().unwrap_or(target);
+            assert!(
+                project_root().join(folder).join(path).exists(),
+                "{file} links to {target}, which does not exist"
+            );
+        }
+    }
+}
+
+#[test]
+fn link_targets_are_read_from_inline_links() {
+    assert_eq!(
+        link_targets("see [a](docs/a.md) and [b](../b.md#part), not [c]"),
+        ["docs/a.md", "../b.md#part"]
+    );
+}

@@ -122,7 +122,8 @@ fn dist_writes_artifacts_that_agree_with_manifest_and_checksums() {
         "deb control:\n{control}"
     );
 
-    // The server archive holds the binary, README, LICENSE and example config under one folder.
+    // The server archive holds the binary, LICENSE, the example config and the operations
+    // guides under one folder.
     let archive = artifacts
         .iter()
         .find(|a| a["kind"] == "server-archive")
@@ -137,7 +138,15 @@ fn dist_writes_artifacts_that_agree_with_manifest_and_checksums() {
     assert!(listing.status.success());
     let listing = String::from_utf8(listing.stdout).unwrap();
     let top = archive.trim_end_matches(".tar.gz");
-    for entry in ["app-web", "README.md", "LICENSE", "app-web.example.env"] {
+    for entry in [
+        "app-web",
+        "LICENSE",
+        "app-web.example.env",
+        "docs/",
+        "docs/deploy.md",
+        "docs/backups.md",
+        "docs/nginx-and-tls.md",
+    ] {
         assert!(
             listing.contains(&format!("{top}/{entry}\n")),
             "{entry} missing from:\n{listing}"

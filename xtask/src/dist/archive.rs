@@ -46,6 +46,26 @@ pub fn write_tar_gz(
         std::io::empty(),
     )
     .context("add the top folder")?;
+    // The folders entries sit in (`docs/` for `docs/deploy.md`), each once, before the files.
+    let mut folders: Vec<String> = entries
+        .iter()
+        .filter_map(|entry| {
+            entry
+                .name
+                .rsplit_once('/')
+                .map(|(folder, _)| folder.to_owned())
+        })
+        .collect();
+    folders.sort();
+    folders.dedup();
+    for folder in folders {
+        let path = format!("{top}/{folder}/");
+        tar.append(
+            &header(&path, 0, 0o755, tar::EntryType::Directory, source_date)?,
+            std::io::empty(),
+        )
+        .with_context(|| format!("add {path}"))?;
+    }
 
     let mut sorted: Vec<&ArchiveEntry> = entries.iter().collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
