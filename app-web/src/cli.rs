@@ -16,13 +16,7 @@ use crate::config::{DatabaseConfig, ListenConfig, LogConfig, PoolConfig, ServeCo
 /// 127.0.0.1:8080 and serves the UI built into the binary. Without a command it serves, and
 /// takes serve's options.
 #[derive(Debug, Parser)]
-#[command(
-    name = "app-web",
-    version,
-    about,
-    long_about = None,
-    args_conflicts_with_subcommands = true
-)]
+#[command(name = "app-web", version, about, long_about = None)]
 pub struct Cli {
     #[command(flatten)]
     pub log: LogConfig,
@@ -82,6 +76,41 @@ pub enum AnalyticsCommand {
 }
 
 impl Cli {
+    /// The command line, or the process exits with clap's message: serve's options go without
+    /// a command or after `serve`, every other command's after it, the logging options anywhere.
+    pub fn parse_args() -> Self {
+        Self::try_parse_args(std::env::args_os()).unwrap_or_else(|err| err.exit())
+    }
+
+    pub fn try_parse_args<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::{CommandFactory, FromArgMatches};
+        let mut command = Self::command();
+        let matches = command.try_get_matches_from_mut(args)?;
+        if let Some((name, _)) = matches.subcommand() {
+            // serve's options given before another command would be read by nothing.
+            let misplaced = command.get_arguments().find(|arg| {
+                !arg.is_global_set()
+                    && matches.value_source(arg.get_id().as_str())
+                        == Some(clap::parser::ValueSource::CommandLine)
+            });
+            if let Some(arg) = misplaced {
+                let flag = arg.get_long().unwrap_or(arg.get_id().as_str());
+                return Err(command.error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    format!(
+                        "--{flag} is an option of serve, not of {name}: put a command's options \
+                         after it (`app-web {name} --help` lists them)"
+                    ),
+                ));
+            }
+        }
+        Self::from_arg_matches(&matches).map_err(|err| err.format(&mut command))
+    }
+
     pub async fn run(self) -> anyhow::Result<()> {
         match self.command.unwrap_or(Command::Serve(self.serve)) {
             Command::Serve(config) => crate::startup::serve(*config).await,
@@ -249,6 +278,24 @@ mod tests {
         assert_eq!(found, expected);
         // Serving's groups are all it reads, so `backup keygen --help` shows none of them.
         assert!(group::<ServeConfig>().contains(&"listen".to_owned()));
+    }
+
+    #[test]
+    fn logging_options_go_anywhere_and_serves_options_not_before_another_command() {
+        let parsed = Cli::try_parse_args(["app-web", "--log-format", "pretty", "migrate"]).unwrap();
+        assert_eq!(parsed.log.format, crate::config::LogFormat::Pretty);
+        assert!(matches!(parsed.command, Some(Command::Migrate(_))));
+        let served = Cli::try_parse_args(["app-web", "--listen", "127.0.0.1:9"]).unwrap();
+        assert_eq!(served.serve.listen.listen.port(), 9);
+        let err = Cli::try_parse_args(["app-web", "--listen", "127.0.0.1:9", "migrate"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--listen is an option of serve, not of migrate"),
+            "{err}"
+        );
+        let after = Cli::try_parse_args(["app-web", "healthcheck", "--listen", "127.0.0.1:9"]);
+        assert!(after.is_ok());
     }
 
     #[test]

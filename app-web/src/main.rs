@@ -1,9 +1,7 @@
 //! The `app-web` binary: parses its configuration, sets up logging and runs the chosen command.
 
-use clap::Parser;
-
 fn main() -> std::process::ExitCode {
-    let cli = app_web::cli::Cli::parse();
+    let cli = app_web::cli::Cli::parse_args();
     app_web::tls::install_crypto_provider();
     let answers_on_stdout = matches!(cli.command, Some(app_web::cli::Command::Backup(_)));
     app_web::telemetry::init(&cli.log, answers_on_stdout);

@@ -359,11 +359,11 @@ async fn the_admin_api_wants_the_token_and_is_off_without_one() {
     let short = folder.path().join("short");
     std::fs::write(&short, "secret").unwrap();
     let refused = run_binary(&[
+        "serve",
         "--listen",
         "127.0.0.1:0",
         "--admin-token-file",
         short.to_str().unwrap(),
-        "serve",
     ]);
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);

@@ -796,7 +796,7 @@ mod tests {
 
     /// Each shipped environment's `.env`, as a deploy writes it with nothing host-local yet,
     /// is one docker-compose accepts for the whole stack; the only values left to the host are
-    /// the placeholders the README names.
+    /// the placeholders docs/operations/deploy.md names.
     #[test]
     fn every_environment_gives_compose_all_it_requires() {
         let (environments, base) =

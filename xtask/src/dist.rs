@@ -235,6 +235,7 @@ fn package(sh: &Shell, target: &Target, out: PathBuf, plan: Plan) -> anyhow::Res
         let archive_name = format!("app-web-{}-{}.tar.gz", product.version, target.triple);
         step::run_with_spinner(&format!("package {archive_name}"), || {
             write_server_archive(
+                sh,
                 &staging.path().join(&archive_name),
                 &archive_name,
                 target,
@@ -361,6 +362,7 @@ fn cargo_build(
 }
 
 fn write_server_archive(
+    sh: &Shell,
     destination: &Path,
     archive_name: &str,
     target: &Target,
@@ -384,21 +386,20 @@ fn write_server_archive(
             executable: false,
         },
     ];
-    // The operations guides, as docs/<name>.md: what someone running the server reads.
-    let guides = path::operations_docs();
-    for entry in std::fs::read_dir(&guides).with_context(|| format!("read {}", guides.display()))? {
-        let source = entry?.path();
-        if source
-            .extension()
-            .is_some_and(|extension| extension == "md")
-        {
-            let name = source.file_name().unwrap_or_default().to_string_lossy();
-            entries.push(archive::ArchiveEntry {
-                name: format!("docs/{name}"),
-                source: source.clone(),
-                executable: false,
-            });
-        }
+    // The operations guides git tracks, as docs/<name>.md: what someone running the server
+    // reads. Untracked drafts beside them stay out, so a commit gives the same bytes.
+    for relative in workspace::tracked_files(sh, "docs/operations")? {
+        let Some(name) = relative
+            .strip_prefix("docs/operations/")
+            .filter(|name| name.ends_with(".md") && !name.contains('/'))
+        else {
+            continue;
+        };
+        entries.push(archive::ArchiveEntry {
+            name: format!("docs/{name}"),
+            source: path::project_root().join(&relative),
+            executable: false,
+        });
     }
     archive::write_tar_gz(destination, top, &entries, source_date)
         .with_context(|| format!("the server archive {archive_name} failed"))

@@ -2,7 +2,9 @@
 //! (symbols, releases) and GitHub's API. Certificates are checked against the machine's trust
 //! store (rustls-platform-verifier) unless a CA file is given; secrets go into request headers in
 //! memory, never onto a command line. The proxy variables are honoured unless a client talks to
-//! its hosts directly.
+//! its hosts directly, as ureq reads them: `ALL_PROXY`, then `HTTPS_PROXY`, then `HTTP_PROXY`
+//! (upper or lower case) whatever the URL's scheme, and `NO_PROXY` as exact host names or
+//! `.domain` suffixes (no CIDR ranges, unlike curl).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;

@@ -18,8 +18,17 @@ impl flags::Notify {
             // The URL is a secret: it stays in memory, and out of the error (only its host is named).
             let answer = crate::http::Client::new(30)
                 .request("POST", &url, Some(&body))
-                .map_err(|_| {
-                    anyhow::anyhow!("no answer from the chat webhook at {}", host(&url))
+                .map_err(|err| {
+                    // ureq's own error names no URL except when the URL itself is bad; the
+                    // context around it does, so only the cause is shown.
+                    let reason = match err.downcast_ref::<ureq::Error>() {
+                        Some(ureq::Error::BadUri(_)) | None => "not a usable URL".to_owned(),
+                        Some(cause) => cause.to_string(),
+                    };
+                    anyhow::anyhow!(
+                        "no answer from the chat webhook at {}: {reason}",
+                        host(&url)
+                    )
                 })?;
             anyhow::ensure!(
                 answer.is_success(),

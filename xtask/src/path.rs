@@ -53,15 +53,6 @@ pub fn nginx_dir() -> PathBuf {
     project_root().join("nginx")
 }
 
-pub fn readme() -> PathBuf {
-    project_root().join("README.md")
-}
-
-/// The operations guides the server archive carries.
-pub fn operations_docs() -> PathBuf {
-    project_root().join("docs/operations")
-}
-
 /// `file` with `suffix` added to its whole name: `app.deb` and `.sig` make `app.deb.sig`.
 pub fn with_suffix(file: &Path, suffix: &str) -> PathBuf {
     let mut name = file.as_os_str().to_owned();

@@ -8,7 +8,7 @@ mod workflows;
 
 use xshell::{Shell, cmd};
 
-use crate::path::{ci_script, project_root, readme, workspace_manifest};
+use crate::path::{ci_script, project_root, workspace_manifest};
 use crate::workspace::Product;
 
 /// Paths of every file git tracks, relative to the workspace root.
@@ -33,7 +33,7 @@ fn read(relative: &str) -> Option<String> {
 /// The test command README.md gives: the `cargo xtask` line in a code block whose comment
 /// calls it the tests.
 fn readme_test_command() -> String {
-    let text = std::fs::read_to_string(readme()).expect("read README.md");
+    let text = std::fs::read_to_string(project_root().join("README.md")).expect("read README.md");
     let mut in_code = false;
     for line in text.lines() {
         if line.trim_start().starts_with("```") {

@@ -91,6 +91,17 @@ pub fn source_date_epoch(sh: &Shell) -> anyhow::Result<u64> {
         .with_context(|| format!("git printed {output:?} as the commit time"))
 }
 
+/// The files git tracks under `folder` (relative to the workspace root), sorted.
+pub fn tracked_files(sh: &Shell, folder: &str) -> anyhow::Result<Vec<String>> {
+    let root = path::project_root();
+    let listing = crate::step::quiet(cmd!(sh, "git -C {root} ls-files -- {folder}"))
+        .read()
+        .with_context(|| format!("list the files git tracks in {folder}"))?;
+    let mut files: Vec<String> = listing.lines().map(str::to_owned).collect();
+    files.sort();
+    Ok(files)
+}
+
 /// The commit being built, with `-dirty` when the work tree has uncommitted changes.
 pub fn git_commit(sh: &Shell) -> anyhow::Result<String> {
     let commit = crate::step::quiet(cmd!(sh, "git rev-parse HEAD"))
