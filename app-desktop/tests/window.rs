@@ -3,33 +3,13 @@
 //! API and puts it in the window title, and the desktop-only panels (Updates, Privacy) are
 //! drawn: the window's lower part, empty when only the page's head is shown, holds text.
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use local_servers::Xvfb;
+use local_servers::{KillOnDrop, Xvfb};
 
-/// A child process killed when the test ends, however it ends.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_for<T>(limit: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(value) = probe() {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "gave up waiting for {what} after {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+fn wait_for<T>(limit: Duration, what: &str, probe: impl FnMut() -> Option<T>) -> T {
+    local_servers::wait_for_value(limit, what, probe).unwrap_or_else(|err| panic!("{err:#}"))
 }
 
 /// How many distinct colours a screenshot of `window` holds: one for an empty window, many

@@ -256,7 +256,7 @@ fn every_metric_the_rules_and_dashboards_name_is_scraped_from_a_live_stack() {
     assert_eq!(status, 204);
     let proxy = Proxy::start_for(app.address, "localhost", ("20r/s", 40), "");
     let (backup, backup_port) = backup_schedule(&postgres, &secrets, folder.path());
-    let backup = KillOnDrop(backup);
+    let backup = local_servers::KillOnDrop(backup);
 
     let postgres_exporter = Exporter::start(
         "prometheus-postgres-exporter",
@@ -475,15 +475,6 @@ fn every_metric_the_rules_and_dashboards_name_is_scraped_from_a_live_stack() {
         .unwrap();
     assert_eq!(expiring.len(), 1, "{expiring:?}");
     drop(backup);
-}
-
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// A loopback HTTP server that answers 200 to every request and hands over each body.

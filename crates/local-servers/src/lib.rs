@@ -31,6 +31,31 @@ pub use redis::{Redis, RedisOptions};
 pub use s3::S3Server;
 pub use xvfb::Xvfb;
 
+/// A child process that is killed and reaped when this goes out of scope, so a failing test
+/// leaves nothing running.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Polls `probe` every 100 ms until it gives a value, or fails naming `what` after `limit`.
+pub fn wait_for_value<T>(
+    limit: Duration,
+    what: &str,
+    mut probe: impl FnMut() -> Option<T>,
+) -> anyhow::Result<T> {
+    let mut value = None;
+    wait_for(limit, what, || {
+        value = probe();
+        value.is_some()
+    })?;
+    value.ok_or_else(|| anyhow::anyhow!("{what}: the probe gave no value"))
+}
+
 /// A port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> anyhow::Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;

@@ -182,13 +182,8 @@ fn write_secret(path: &Path, value: &str) -> anyhow::Result<()> {
 }
 
 /// Polls `probe` until it gives a value, with [`local_servers::wait_for`].
-fn wait<T>(limit: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
-    let mut value = None;
-    local_servers::wait_for(limit, what, || {
-        value = probe();
-        value.is_some()
-    })?;
-    value.context("the probe gave a value")
+fn wait<T>(limit: Duration, what: &str, probe: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
+    local_servers::wait_for_value(limit, what, probe)
 }
 
 /// Reads the container's process from the host: its user, capabilities and root mount.
