@@ -9,8 +9,7 @@
 //! minidump-writer) is symbolicated with that build's Breakpad symbols, first with a cold symbol
 //! cache, then again and again with the cache warm, as app-web's worker does between reports.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use e2e as support;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -3,8 +3,7 @@
 //! GET /api/info to release app-web, next to the same nginx serving a static file with the
 //! very same bytes, in the same run, and the ratio between them.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use e2e as support;
 
 use clap::Parser;
 use support::RunningBinary;

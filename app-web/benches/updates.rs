@@ -7,8 +7,7 @@
 //! install and nginx's cache gives it. A third run sends the rollout checks to app-web
 //! directly, to show what nginx and TLS cost.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use e2e as support;
 
 use clap::Parser;
 use support::proxy::Proxy;

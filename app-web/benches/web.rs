@@ -2,8 +2,7 @@
 //! on real PostgreSQL and Redis started here, driven by wrk over loopback, once with the Redis
 //! cache and once without it in the same run, and the ratio between them.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use e2e as support;
 
 use std::time::Duration;
 

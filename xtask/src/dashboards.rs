@@ -1,7 +1,7 @@
 //! `cargo xtask dashboards [--check]`: the Grafana dashboards in docker/grafana/dashboards,
 //! written from the definitions below so that every panel has the same data sources, units
 //! and layout rules. `--check` fails when a committed file differs from what would be
-//! written; the tidy tests run it, and app-web/tests/monitoring.rs checks that every metric
+//! written; the tidy tests run it, and e2e/tests/e2e/monitoring.rs checks that every metric
 //! the panels query is exported.
 
 use std::path::Path;

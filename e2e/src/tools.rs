@@ -1,0 +1,49 @@
+//! xtask as its tests run it: the workspace root and version, the xtask binary itself, and
+//! Docker helpers for the image and deploy tests.
+
+pub mod docker;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+pub fn workspace_version() -> String {
+    let text = std::fs::read_to_string(project_root().join("Cargo.toml")).unwrap();
+    let manifest: toml::Table = toml::from_str(&text).unwrap();
+    manifest["workspace"]["package"]["version"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+pub fn xtask(args: &[&str]) -> Output {
+    Command::new(crate::binary("xtask"))
+        .args(args)
+        .env_remove("SOURCE_DATE_EPOCH")
+        .output()
+        .expect("run xtask")
+}
+
+pub fn dist_into(out: &Path) -> serde_json::Value {
+    let output = xtask(&["dist", "--out", out.to_str().unwrap()]);
+    assert_success(&output, "xtask dist");
+    let text =
+        std::fs::read_to_string(out.join("dist-manifest.json")).expect("dist wrote its manifest");
+    serde_json::from_str(&text).expect("the manifest is JSON")
+}
+
+/// Fails the test with both output streams unless `output` succeeded.
+pub fn assert_success(output: &Output, what: &str) {
+    assert!(
+        output.status.success(),
+        "{what} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
