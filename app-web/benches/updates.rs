@@ -104,7 +104,7 @@ fn main() {
         assert!(published.status.success(), "publish {version}");
     }
     let (status, answer) =
-        support::curl_http(&app.url(&format!("{CHECK}&install_id=bench-probe-1")), &[]);
+        support::http_get(&app.url(&format!("{CHECK}&install_id=bench-probe-1")));
     assert_eq!(status, 200, "an old install is offered an update: {answer}");
 
     // The static baseline: the same answer as a file, through the same TLS and headers.

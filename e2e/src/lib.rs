@@ -172,19 +172,41 @@ pub fn assert_success(output: &std::process::Output, what: &str) {
     );
 }
 
-/// A request with curl to a plain-HTTP `url` (a GET unless `extra` says otherwise), past any
-/// proxy: the status (0 when nothing answered) and the body.
-pub fn curl_http(url: &str, extra: &[&str]) -> (u16, String) {
-    let output = Command::new("curl")
-        .args(["--silent", "--noproxy", "*", "--max-time", "10"])
-        .args(["--write-out", "\n%{http_code}"])
-        .args(extra)
-        .arg(url)
-        .output()
-        .expect("run curl");
-    let text = String::from_utf8_lossy(&output.stdout);
-    let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
-    (status.trim().parse().unwrap_or(0), body.to_owned())
+/// A plain-HTTP request to `url` with `headers` and an optional body, past any proxy, through
+/// ureq as xtask's client: the status (0 when nothing answered) and the body.
+pub fn http(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> (u16, String) {
+    let agent = ureq::Agent::config_builder()
+        .timeout_global(Some(std::time::Duration::from_secs(10)))
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .max_redirects_will_error(false)
+        .proxy(None)
+        .build()
+        .new_agent();
+    let mut request = ureq::http::Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request
+        .body(body.unwrap_or_default().as_bytes().to_vec())
+        .expect("a valid request");
+    match agent.run(request) {
+        Ok(mut response) => (
+            response.status().as_u16(),
+            response.body_mut().read_to_string().unwrap_or_default(),
+        ),
+        Err(_) => (0, String::new()),
+    }
+}
+
+/// GET `url` (see [`http`]).
+pub fn http_get(url: &str) -> (u16, String) {
+    http("GET", url, &[], None)
 }
 
 /// The passwords [`stack_postgres`] gives the stack's roles, as the secret files would.

@@ -690,7 +690,7 @@ fn the_schedule_backs_up_verifies_and_reports_metrics_until_sigterm() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let metrics = || support::curl_http(&format!("http://127.0.0.1:{port}/metrics"), &[]).1;
+    let metrics = || support::http_get(&format!("http://127.0.0.1:{port}/metrics")).1;
     let verified = wait_for(
         Duration::from_secs(90),
         "a backup and a passing drill",

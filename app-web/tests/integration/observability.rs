@@ -9,13 +9,13 @@ use std::time::Duration;
 use local_servers::wait_for;
 use support::RunningBinary;
 
-/// GET with curl, extra headers and all; returns the status.
-fn curl(url: &str, extra: &[&str]) -> u16 {
-    support::curl_http(url, extra).0
+/// GET `url`; the status.
+fn get(url: &str) -> u16 {
+    support::http_get(url).0
 }
 
 fn scrape(app: &RunningBinary) -> String {
-    let (status, body) = support::curl_http(&app.url("/metrics"), &[]);
+    let (status, body) = support::http_get(&app.url("/metrics"));
     assert_eq!(status, 200, "GET /metrics failed: {body}");
     body
 }
@@ -40,17 +40,14 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 fn metrics_count_and_time_requests_by_route_template() {
     let app = RunningBinary::start(&[]);
     for _ in 0..3 {
-        assert_eq!(curl(&app.url("/healthz"), &[]), 200);
+        assert_eq!(get(&app.url("/healthz")), 200);
     }
-    assert_eq!(curl(&app.url("/api/info"), &[]), 200);
+    assert_eq!(get(&app.url("/api/info")), 200);
     // Two different ids, one route: the label is the template, never the id.
     let id = "0b6f5c64-1d2f-4b1e-9a53-4a1f7d6e2c10";
-    assert_eq!(curl(&app.url(&format!("/api/notes/{id}")), &[]), 503);
+    assert_eq!(get(&app.url(&format!("/api/notes/{id}"))), 503);
     assert_eq!(
-        curl(
-            &app.url("/api/notes/6a0c1a51-8f0e-4b8e-8f7b-3d5e1f0a9b22"),
-            &[]
-        ),
+        get(&app.url("/api/notes/6a0c1a51-8f0e-4b8e-8f7b-3d5e1f0a9b22")),
         503
     );
 
@@ -106,26 +103,22 @@ fn metrics_count_and_time_requests_by_route_template() {
 #[test]
 fn access_logs_are_json_lines_with_request_fields_and_no_secrets() {
     let app = RunningBinary::start(&[]);
-    let status = curl(
+    let (status, _) = support::http(
+        "GET",
         &app.url("/api/info?password=pw-SECRET-1&token=tok-SECRET-2"),
         &[
-            "--header",
-            "X-Request-ID: req-observability-1",
-            "--header",
-            "Authorization: Bearer bearer-SECRET-3",
-            "--header",
-            "Cookie: session=cookie-SECRET-4",
+            ("X-Request-ID", "req-observability-1"),
+            ("Authorization", "Bearer bearer-SECRET-3"),
+            ("Cookie", "session=cookie-SECRET-4"),
         ],
+        None,
     );
     assert_eq!(status, 200);
-    let status = curl(
+    let (status, _) = support::http(
+        "POST",
         &app.url("/api/notes"),
-        &[
-            "--header",
-            "content-type: application/json",
-            "--data",
-            r#"{"title": "t", "body": "password=body-SECRET-5"}"#,
-        ],
+        &[("content-type", "application/json")],
+        Some(r#"{"title": "t", "body": "password=body-SECRET-5"}"#),
     );
     assert_eq!(status, 503, "no database: the notes API answers 503");
 

@@ -168,7 +168,7 @@ async fn checks_follow_channels_platforms_rollouts_halts_and_rollbacks() {
         Some("0.2.0")
     );
 
-    let metrics = support::curl_http(&server.app.url("/metrics"), &[]).1;
+    let metrics = support::http_get(&server.app.url("/metrics")).1;
     for outcome in ["update", "rollback", "none"] {
         assert!(
             metrics.contains(&format!(

@@ -21,7 +21,7 @@ use local_servers::{Exporter, Prometheus, Redis, RedisOptions, wait_for};
 use promql_parser::parser::{Expr, parse};
 use promql_parser::util::{ExprVisitor, walk_expr};
 use support::proxy::Proxy;
-use support::{RunningBinary, assert_success, curl_http, docker_dir};
+use support::{RunningBinary, assert_success, docker_dir};
 
 /// The metric names an expression selects.
 fn metric_names(promql: &str) -> BTreeSet<String> {
@@ -230,29 +230,24 @@ fn every_metric_the_rules_and_dashboards_name_is_scraped_from_a_live_stack() {
         "--rate-limit-per-minute",
         "8",
     ]);
-    let (created_status, created) = curl_http(
+    let (created_status, created) = support::http(
+        "POST",
         &app.url("/api/notes"),
-        &[
-            "-X",
-            "POST",
-            "-H",
-            "content-type: application/json",
-            "--data",
-            r#"{"title":"monitored","body":"a note"}"#,
-        ],
+        &[("content-type", "application/json")],
+        Some(r#"{"title":"monitored","body":"a note"}"#),
     );
     assert_eq!(created_status, 201, "{created}");
     let id = serde_json::from_str::<serde_json::Value>(&created).unwrap()["id"].clone();
     let note = app.url(&format!("/api/notes/{}", id.as_str().unwrap()));
     // A miss, then hits, then the limit.
-    let statuses: Vec<u16> = (0..10).map(|_| curl_http(&note, &[]).0).collect();
+    let statuses: Vec<u16> = (0..10).map(|_| support::http_get(&note).0).collect();
     assert!(
         statuses.contains(&200) && statuses.contains(&429),
         "{statuses:?}"
     );
 
     // An update check, which the desktop-releases dashboard counts.
-    let (status, _) = curl_http(&app.url("/api/updates/stable/linux/x86_64/0.1.4"), &[]);
+    let (status, _) = support::http_get(&app.url("/api/updates/stable/linux/x86_64/0.1.4"));
     assert_eq!(status, 204);
     let proxy = Proxy::start_for(app.address, "localhost", ("20r/s", 40), "");
     let (backup, backup_port) = backup_schedule(&postgres, &secrets, folder.path());

@@ -43,7 +43,7 @@ fn shipped_rules() -> Vec<String> {
 fn prometheus_scrapes_the_traffic_the_test_sent_and_loads_the_alert_rules() {
     let app = RunningBinary::start(&[]);
     for _ in 0..7 {
-        assert_eq!(support::curl_http(&app.url("/api/info"), &[]).0, 200);
+        assert_eq!(support::http_get(&app.url("/api/info")).0, 200);
     }
     let config = format!(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
