@@ -110,7 +110,7 @@ pub fn smoke(sh: &Shell, image: &str) -> anyhow::Result<()> {
     let client = crate::smoke::client(None, &[])?;
 
     let ready = step::run("wait for /readyz", || {
-        wait(Duration::from_secs(60), "app-web to report ready", || {
+        local_servers::wait_for_value(Duration::from_secs(60), "app-web to report ready", || {
             client
                 .request("GET", &format!("{base}/readyz"), None)
                 .ok()
@@ -140,7 +140,7 @@ pub fn smoke(sh: &Shell, image: &str) -> anyhow::Result<()> {
         Ok(())
     })?;
     step::run("docker health check", || {
-        wait(Duration::from_secs(60), "the health check to pass", || {
+        local_servers::wait_for_value(Duration::from_secs(60), "the health check to pass", || {
             super::inspect(sh, name, "{{.State.Health.Status}}")
                 .ok()
                 .filter(|status| status == "healthy")
@@ -179,11 +179,6 @@ fn write_secret(path: &Path, value: &str) -> anyhow::Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o400))?;
     chown(path, Some(NONROOT), Some(NONROOT))
         .with_context(|| format!("chown {} to {NONROOT} (run as root)", path.display()))
-}
-
-/// Polls `probe` until it gives a value, with [`local_servers::wait_for`].
-fn wait<T>(limit: Duration, what: &str, probe: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
-    local_servers::wait_for_value(limit, what, probe)
 }
 
 /// Reads the container's process from the host: its user, capabilities and root mount.
