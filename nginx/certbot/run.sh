@@ -11,6 +11,8 @@
 #   CERTBOT_CONFIG_DIR  where certificates live [/etc/letsencrypt]
 #   ACME_ROOT           the webroot nginx serves challenges from [/var/www/acme]
 #   CERTBOT_ONCE        when set, stop after the first renewal attempt (for tests)
+#   CERTBOT_CA_BUNDLE_FILE  a PEM file of the CAs to trust for the ACME server, for a private
+#                       one; ignored when empty or absent (Let's Encrypt needs none)
 #
 # Arguments are passed on to every certbot run.
 set -eu
@@ -21,6 +23,10 @@ email="${CERTBOT_EMAIL:?set CERTBOT_EMAIL}"
 server="${CERTBOT_SERVER:?set CERTBOT_SERVER}"
 config_dir="${CERTBOT_CONFIG_DIR:-/etc/letsencrypt}"
 name="${domains%%,*}"
+
+if [ -s "${CERTBOT_CA_BUNDLE_FILE:-}" ]; then
+    export REQUESTS_CA_BUNDLE="$CERTBOT_CA_BUNDLE_FILE"
+fi
 
 certbot_with_settings() {
     command="$1"

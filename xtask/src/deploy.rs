@@ -40,6 +40,10 @@ pub struct Environment {
     pub url: String,
     /// Trust this CA for the smoke test (a path), e.g. a staging CA.
     pub smoke_cacert: Option<PathBuf>,
+    /// Answer HOST:PORT with ADDRESS in the smoke test instead of DNS (as curl's --resolve),
+    /// e.g. for a new host before its name points at it.
+    #[serde(default)]
+    pub smoke_resolve: Vec<String>,
     /// The compose command on the host.
     #[serde(default = "default_compose")]
     pub compose: String,
@@ -516,6 +520,12 @@ impl Deploy<'_> {
                 b"",
             )
         })?;
+        // Images the compose files build (nginx, the backup image holding this tag's binary)
+        // are built on the host for each deploy; unchanged ones come from the build cache.
+        step::run("build images", || {
+            self.remote
+                .run(&format!("{} build --quiet", self.compose()), b"")
+        })?;
         if let Some(migrate) = &self.environment.migrate_service {
             step::run("migrations", || {
                 self.remote.run(
@@ -541,7 +551,16 @@ impl Deploy<'_> {
                     .smoke_cacert
                     .as_ref()
                     .map(|file| self.base.join(file)),
-                resolve: Vec::new(),
+                resolve: self
+                    .environment
+                    .smoke_resolve
+                    .iter()
+                    .map(|entry| {
+                        entry.parse().map_err(|err: String| {
+                            anyhow::anyhow!("smoke_resolve of {}: {err}", self.name)
+                        })
+                    })
+                    .collect::<anyhow::Result<_>>()?,
                 expect_version: None,
                 expect_headers: false,
                 certificate_wait_secs: if first {

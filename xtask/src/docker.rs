@@ -1,12 +1,14 @@
 //! `cargo xtask docker`: the app-web runtime image. `base` makes a Debian base where no
 //! registry is reachable, `build` wraps the released binary in docker/app-web.Dockerfile, and
-//! `smoke` runs the image against real PostgreSQL and Redis.
+//! `smoke` runs the image against real PostgreSQL and Redis; `stand-ins` builds the stack's
+//! third-party images from Debian's packages where none can be pulled.
 
 pub mod base;
 pub mod build;
 pub mod glibc;
 pub mod secrets;
 pub mod smoke;
+pub mod stand_ins;
 
 use std::ffi::OsString;
 
@@ -78,6 +80,11 @@ impl flags::Docker {
                 smoke::smoke(sh, &image)
             }
             flags::DockerCommand::Push { image } => push(sh, &image),
+            flags::DockerCommand::StandIns {
+                base_image,
+                only,
+                dry_run,
+            } => stand_ins::build(sh, &base_image, &only, dry_run),
         }
     }
 }

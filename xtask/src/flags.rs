@@ -264,6 +264,25 @@ pub enum DockerCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Build images from Debian's packages in place of the third-party images compose.yaml pins
+    /// (PostgreSQL, Redis, Prometheus, Alertmanager, the exporters, certbot, nginx's Debian
+    /// base), tagged as compose pins them, for machines that cannot pull images
+    StandIns {
+        /// The Debian base to build on; the default is made when missing
+        #[arg(
+            long,
+            value_name = "IMAGE",
+            default_value = "app-base/debian:bookworm-minbase"
+        )]
+        base_image: String,
+        /// Build only these (postgres, redis, prometheus, alertmanager, postgres-exporter,
+        /// redis-exporter, nginx-exporter, node-exporter, blackbox-exporter, certbot, debian)
+        #[arg(long, value_name = "NAME")]
+        only: Vec<String>,
+        /// Print what would be built and build nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Run an image against real PostgreSQL and Redis: migrations, readiness, the notes API,
     /// the health check, a non-root user and a read-only root filesystem
     Smoke {

@@ -4,6 +4,7 @@
 mod compose;
 mod dockerfile;
 mod nginx;
+mod stand_ins;
 mod workflows;
 
 use xshell::{Shell, cmd};

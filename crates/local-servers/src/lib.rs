@@ -7,6 +7,7 @@
 mod debian_chroot;
 mod docker_engine;
 mod exporter;
+mod netns;
 pub mod nginx;
 mod pebble;
 mod pgbouncer;
@@ -22,8 +23,9 @@ use std::time::{Duration, Instant};
 
 pub use docker_engine::{DockerEngine, docker_client};
 pub use exporter::Exporter;
+pub use netns::Netns;
 pub use nginx::Nginx;
-pub use pebble::Pebble;
+pub use pebble::{Pebble, PebbleOptions};
 pub use pgbouncer::PgBouncer;
 pub use postgres::{Postgres, PostgresOptions};
 pub use prometheus::Prometheus;

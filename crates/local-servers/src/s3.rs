@@ -18,6 +18,8 @@ pub const SECRET_KEY: &str = "local-test-secret-key";
 /// s3s-fs serving a temporary root, stopped on drop.
 pub struct S3Server {
     pub port: u16,
+    /// The address it listens on: 127.0.0.1, or a test namespace's.
+    pub host: std::net::Ipv4Addr,
     root: tempfile::TempDir,
     log: PathBuf,
     server: Child,
@@ -44,6 +46,12 @@ fn binary() -> anyhow::Result<PathBuf> {
 impl S3Server {
     /// Starts the server with the given buckets created.
     pub fn start(buckets: &[&str]) -> anyhow::Result<Self> {
+        Self::start_in(None, buckets)
+    }
+
+    /// Starts the server in `netns` (on its address) when given, else on 127.0.0.1.
+    pub fn start_in(netns: Option<&crate::Netns>, buckets: &[&str]) -> anyhow::Result<Self> {
+        let host = netns.map_or(std::net::Ipv4Addr::LOCALHOST, |netns| netns.address);
         let root = tempfile::Builder::new()
             .prefix("local-s3-")
             .tempdir()
@@ -56,8 +64,12 @@ impl S3Server {
         let port = free_port()?;
         let log = root.path().join("server.log");
         let log_file = std::fs::File::create(&log).context("create the S3 server's log")?;
-        let mut server = Command::new(binary()?)
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        let mut command = match netns {
+            Some(netns) => netns.command(binary()?),
+            None => Command::new(binary()?),
+        };
+        let mut server = command
+            .args(["--host", &host.to_string(), "--port", &port.to_string()])
             .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
             .arg(&data)
             .env("RUST_LOG", "warn")
@@ -69,10 +81,11 @@ impl S3Server {
             &mut server,
             Duration::from_secs(20),
             "s3s-fs to listen",
-            || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+            || std::net::TcpStream::connect((host, port)).is_ok(),
         );
         let server = Self {
             port,
+            host,
             root,
             log,
             server,
@@ -83,7 +96,7 @@ impl S3Server {
 
     /// The endpoint URL (plain HTTP on loopback).
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://{}:{}", self.host, self.port)
     }
 
     /// Where the server keeps `key` of `bucket` on disk, to compare with what was uploaded.

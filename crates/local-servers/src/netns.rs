@@ -1,0 +1,98 @@
+//! A network namespace of the test's own, joined to this machine by a veth pair: a host with
+//! an address of its own, for clients and servers that must not look like loopback (a client
+//! nginx should see with its own address; a server containers on a Docker network can reach).
+//! The namespace `NAME` holds `10.<block>.<index>.2/30`, the host side `10.<block>.<index>.1`
+//! as its route to everything else; deleting the namespace on drop removes both ends. Needs
+//! root and iproute2.
+
+use std::net::Ipv4Addr;
+use std::process::Command;
+
+use anyhow::Context;
+
+/// The second octet of every test namespace's addresses: a /16 of its own that nothing else on
+/// a test machine uses.
+const BLOCK: u8 = 254;
+
+pub struct Netns {
+    pub name: String,
+    /// The namespace's own address.
+    pub address: Ipv4Addr,
+    /// The host's end of the link.
+    pub host_address: Ipv4Addr,
+}
+
+fn ip(args: &[&str]) -> anyhow::Result<()> {
+    let output = Command::new("ip")
+        .args(args)
+        .output()
+        .context("run ip (package iproute2)")?;
+    anyhow::ensure!(
+        output.status.success(),
+        "ip {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    Ok(())
+}
+
+impl Netns {
+    /// Makes namespace `name` as host `index` (1 to 254) of the test block, replacing one left
+    /// by an earlier run that died.
+    pub fn create(name: &str, index: u8) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            (1..=254).contains(&index) && name.len() <= 11,
+            "a test namespace takes an index 1 to 254 and a name of at most 11 characters"
+        );
+        let _ = Command::new("ip").args(["netns", "delete", name]).output();
+        let _ = Command::new("ip")
+            .args(["link", "delete", &format!("{name}-h")])
+            .output();
+        let address = Ipv4Addr::new(10, BLOCK, index, 2);
+        let host_address = Ipv4Addr::new(10, BLOCK, index, 1);
+        let (host_end, inner_end) = (format!("{name}-h"), format!("{name}-n"));
+        ip(&["netns", "add", name])?;
+        let netns = Self {
+            name: name.to_owned(),
+            address,
+            host_address,
+        };
+        ip(&[
+            "link", "add", &host_end, "type", "veth", "peer", "name", &inner_end,
+        ])?;
+        ip(&["link", "set", &inner_end, "netns", name])?;
+        ip(&[
+            "addr",
+            "add",
+            &format!("{host_address}/30"),
+            "dev",
+            &host_end,
+        ])?;
+        ip(&["link", "set", &host_end, "up"])?;
+        let inside = |args: &[&str]| {
+            let mut all = vec!["netns", "exec", name, "ip"];
+            all.extend_from_slice(args);
+            ip(&all)
+        };
+        inside(&["addr", "add", &format!("{address}/30"), "dev", &inner_end])?;
+        inside(&["link", "set", &inner_end, "up"])?;
+        inside(&["link", "set", "lo", "up"])?;
+        inside(&["route", "add", "default", "via", &host_address.to_string()])?;
+        Ok(netns)
+    }
+
+    /// `program` run inside the namespace (`ip netns exec NAME program`).
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &self.name]).arg(program);
+        command
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "delete", &self.name])
+            .output();
+    }
+}
