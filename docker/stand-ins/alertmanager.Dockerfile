@@ -3,7 +3,9 @@
 # stack relies on: /bin/alertmanager, /bin/sh with cat, tr and printf (render.sh), wget (for the
 # health check), the user nobody (65534), and /alertmanager owned by it as the data folder and
 # volume.
-ARG BASE_IMAGE=app-base/debian:bookworm-minbase
+# Required: the Debian base `cargo xtask docker stand-ins` passes (no default that a registry
+# could answer for).
+ARG BASE_IMAGE
 FROM ${BASE_IMAGE}
 
 # Packages install without starting their services (as in Debian's own images).
@@ -13,7 +15,6 @@ RUN printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d \
     && apt-get install --yes --no-install-recommends 'prometheus-alertmanager=0.25.0*' wget \
     && rm -rf /var/lib/apt/lists/* \
     && ln -s /usr/bin/prometheus-alertmanager /bin/alertmanager \
-    && ln -s /usr/bin/amtool /bin/amtool \
     && mkdir -p /alertmanager /etc/alertmanager \
     && chown 65534:65534 /alertmanager
 

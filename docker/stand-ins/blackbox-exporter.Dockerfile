@@ -2,7 +2,9 @@
 # stand-ins`): Debian 12's prometheus-blackbox-exporter with the parts of the official image's
 # contract the stack relies on: /bin/blackbox_exporter as the entrypoint, taking the same flags and
 # environment variables (--config.file), wget for the health check, and the user nobody (65534).
-ARG BASE_IMAGE=app-base/debian:bookworm-minbase
+# Required: the Debian base `cargo xtask docker stand-ins` passes (no default that a registry
+# could answer for).
+ARG BASE_IMAGE
 FROM ${BASE_IMAGE}
 
 # Packages install without starting their services (as in Debian's own images).

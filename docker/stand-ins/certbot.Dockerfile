@@ -4,7 +4,9 @@
 # official image's contract the stack relies on: certbot and /bin/sh with the usual tools (run.sh,
 # the deploy hook, certificate-link.sh), root as the user, and /etc/letsencrypt and
 # /var/lib/letsencrypt as volumes.
-ARG BASE_IMAGE=app-base/debian:bookworm-minbase
+# Required: the Debian base `cargo xtask docker stand-ins` passes (no default that a registry
+# could answer for).
+ARG BASE_IMAGE
 FROM ${BASE_IMAGE}
 
 # Packages install without starting their services (as in Debian's own images).

@@ -2,7 +2,9 @@
 # docker stand-ins`): Debian 12's prometheus-nginx-exporter with the parts of the official image's
 # contract the stack relies on: /usr/bin/nginx-prometheus-exporter as the entrypoint, taking the
 # same flags and environment variables (-nginx.scrape-uri), and the user nobody (65534).
-ARG BASE_IMAGE=app-base/debian:bookworm-minbase
+# Required: the Debian base `cargo xtask docker stand-ins` passes (no default that a registry
+# could answer for).
+ARG BASE_IMAGE
 FROM ${BASE_IMAGE}
 
 # Packages install without starting their services (as in Debian's own images).

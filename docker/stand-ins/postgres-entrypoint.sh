@@ -49,12 +49,11 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
         echo "postgres: the data folder is empty and no superuser password is set; set POSTGRES_PASSWORD_FILE" >&2
         exit 1
     fi
-    secret="$(mktemp)"
-    printf '%s\n' "$POSTGRES_PASSWORD" > "$secret"
+    # The password reaches initdb through a pipe, never a file or an argument.
     # Word splitting of POSTGRES_INITDB_ARGS is wanted: it holds several options.
     # shellcheck disable=SC2086
-    initdb --username="$user" --pwfile="$secret" ${POSTGRES_INITDB_ARGS:-} -D "$PGDATA"
-    rm -f "$secret"
+    printf '%s\n' "$POSTGRES_PASSWORD" |
+        initdb --username="$user" --pwfile=/dev/stdin ${POSTGRES_INITDB_ARGS:-} -D "$PGDATA"
     printf '\n# Added by the entrypoint: clients on other hosts sign in with a password.\nhost all all all scram-sha-256\n' >> "$PGDATA/pg_hba.conf"
 
     # The command's options, each quoted for the shell pg_ctl starts the server with.

@@ -3,7 +3,9 @@
 # official image's contract the stack relies on: /bin/postgres_exporter as the entrypoint, taking
 # the same flags and environment variables (DATA_SOURCE_URI, DATA_SOURCE_USER,
 # DATA_SOURCE_PASS_FILE), wget for the health check, and the user nobody (65534).
-ARG BASE_IMAGE=app-base/debian:bookworm-minbase
+# Required: the Debian base `cargo xtask docker stand-ins` passes (no default that a registry
+# could answer for).
+ARG BASE_IMAGE
 FROM ${BASE_IMAGE}
 
 # Packages install without starting their services (as in Debian's own images).

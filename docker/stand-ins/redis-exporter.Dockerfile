@@ -3,7 +3,9 @@
 # contract the stack relies on: /redis_exporter as the entrypoint, taking the same flags and
 # environment variables (REDIS_ADDR, REDIS_PASSWORD_FILE), wget for the health check, and the user
 # nobody (65534).
-ARG BASE_IMAGE=app-base/debian:bookworm-minbase
+# Required: the Debian base `cargo xtask docker stand-ins` passes (no default that a registry
+# could answer for).
+ARG BASE_IMAGE
 FROM ${BASE_IMAGE}
 
 # Packages install without starting their services (as in Debian's own images).

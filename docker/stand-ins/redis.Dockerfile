@@ -3,7 +3,9 @@
 # relies on: the redis user and group with uid and gid 999, redis-server and redis-cli on PATH,
 # /usr/local/etc/redis for the configuration, /data owned by redis as the working folder and volume,
 # and `sh` for the stack's command.
-ARG BASE_IMAGE=app-base/debian:bookworm-minbase
+# Required: the Debian base `cargo xtask docker stand-ins` passes (no default that a registry
+# could answer for).
+ARG BASE_IMAGE
 FROM ${BASE_IMAGE}
 
 # Packages install without starting their services (as in Debian's own images).

@@ -24,8 +24,15 @@ server="${CERTBOT_SERVER:?set CERTBOT_SERVER}"
 config_dir="${CERTBOT_CONFIG_DIR:-/etc/letsencrypt}"
 name="${domains%%,*}"
 
-if [ -s "${CERTBOT_CA_BUNDLE_FILE:-}" ]; then
-    export REQUESTS_CA_BUNDLE="$CERTBOT_CA_BUNDLE_FILE"
+bundle="${CERTBOT_CA_BUNDLE_FILE:-}"
+if [ -n "$bundle" ] && [ -e "$bundle" ] && [ ! -c "$bundle" ]; then
+    # Docker makes a folder where a named file is missing on the host.
+    if [ ! -f "$bundle" ] || [ ! -s "$bundle" ]; then
+        echo "certbot: $bundle is not a PEM file; check CERTBOT_CA_BUNDLE in .env (the file beside compose.yaml)" >&2
+        exit 1
+    fi
+    echo "certbot: trusting the CAs in $bundle for $server"
+    export REQUESTS_CA_BUNDLE="$bundle"
 fi
 
 certbot_with_settings() {

@@ -1,8 +1,9 @@
 //! `cargo xtask deploy --env NAME --tag TAG`: the compose stack of one environment, deployed to
 //! its host over SSH. The files the environment lists are uploaded (a tar stream into the
 //! deploy folder), `.env` is written from the environment's settings with the new image, the
-//! image is pulled unless the host has it, migrations run, the services come up, the app's
-//! health check must pass and `cargo xtask smoke` must pass against the environment's URL. If
+//! image is pulled unless the host has it, the images the compose files build are built,
+//! migrations run, the services come up, the app's health check must pass and
+//! `cargo xtask smoke` must pass against the environment's URL. If
 //! any of that fails, the previous tag is put back the same way and the command says so. Every
 //! attempt and its outcome is a line in `.deploy/history.jsonl` on the host.
 //!
@@ -508,7 +509,7 @@ impl Deploy<'_> {
         Ok((env_dir, text))
     }
 
-    /// Pull, migrate, up, wait for health, smoke: the tag runs and answers, or an error. On a
+    /// Pull, build, migrate, up, wait for health, smoke: the tag runs and answers, or an error. On a
     /// `first` deploy to the host the smoke test first waits for a trusted certificate.
     fn roll_out(&self, tag: &str, first: bool) -> anyhow::Result<()> {
         let reference = image_reference(&self.environment.image, tag)?;
@@ -551,16 +552,7 @@ impl Deploy<'_> {
                     .smoke_cacert
                     .as_ref()
                     .map(|file| self.base.join(file)),
-                resolve: self
-                    .environment
-                    .smoke_resolve
-                    .iter()
-                    .map(|entry| {
-                        entry.parse().map_err(|err: String| {
-                            anyhow::anyhow!("smoke_resolve of {}: {err}", self.name)
-                        })
-                    })
-                    .collect::<anyhow::Result<_>>()?,
+                resolve: self.smoke_resolve()?,
                 expect_version: None,
                 expect_headers: false,
                 certificate_wait_secs: if first {
@@ -572,6 +564,19 @@ impl Deploy<'_> {
             .run(self.sh)
         })?;
         Ok(())
+    }
+
+    /// The environment's `smoke_resolve` entries, or which one is not `HOST:PORT:ADDRESS`.
+    fn smoke_resolve(&self) -> anyhow::Result<Vec<crate::http::Resolve>> {
+        self.environment
+            .smoke_resolve
+            .iter()
+            .map(|entry| {
+                entry
+                    .parse()
+                    .map_err(|err: String| anyhow::anyhow!("smoke_resolve of {}: {err}", self.name))
+            })
+            .collect()
     }
 
     fn wait_healthy(&self) -> anyhow::Result<()> {
@@ -707,7 +712,10 @@ impl Deploy<'_> {
         let previous = step::run("read the deployed tag", || self.previous_tag())?;
         // Settings that cannot start the stack stop the deploy before anything on the host
         // changes.
-        step::run("check the settings", || self.env_for(tag).map(drop))?;
+        step::run("check the settings", || {
+            self.smoke_resolve()?;
+            self.env_for(tag).map(drop)
+        })?;
         step::run(&format!("upload to {}", self.environment.ssh), || {
             self.upload()
         })?;

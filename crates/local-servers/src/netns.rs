@@ -1,9 +1,9 @@
 //! A network namespace of the test's own, joined to this machine by a veth pair: a host with
 //! an address of its own, for clients and servers that must not look like loopback (a client
 //! nginx should see with its own address; a server containers on a Docker network can reach).
-//! The namespace `NAME` holds `10.<block>.<index>.2/30`, the host side `10.<block>.<index>.1`
-//! as its route to everything else; deleting the namespace on drop removes both ends. Needs
-//! root and iproute2.
+//! The namespace `NAME` holds `10.<block>.<index>.2/30`, the host side `10.<block>.<index>.1`,
+//! its route to the networks it is given and nowhere else; deleting the namespace on drop
+//! removes both ends. Needs root and iproute2.
 
 use std::net::Ipv4Addr;
 use std::process::Command;
@@ -37,9 +37,10 @@ fn ip(args: &[&str]) -> anyhow::Result<()> {
 }
 
 impl Netns {
-    /// Makes namespace `name` as host `index` (1 to 254) of the test block, replacing one left
-    /// by an earlier run that died.
-    pub fn create(name: &str, index: u8) -> anyhow::Result<Self> {
+    /// Makes namespace `name` as host `index` (1 to 254) of the test block, routed through
+    /// this machine to `routes` (CIDR ranges) only, replacing one left by an earlier run that
+    /// died. Refuses when the block's addresses are already routed somewhere on this machine.
+    pub fn create(name: &str, index: u8, routes: &[&str]) -> anyhow::Result<Self> {
         anyhow::ensure!(
             (1..=254).contains(&index) && name.len() <= 11,
             "a test namespace takes an index 1 to 254 and a name of at most 11 characters"
@@ -49,6 +50,16 @@ impl Netns {
             .args(["link", "delete", &format!("{name}-h")])
             .output();
         let address = Ipv4Addr::new(10, BLOCK, index, 2);
+        let routed = Command::new("ip")
+            .args(["-4", "route", "show", "match", &address.to_string()])
+            .output()
+            .context("run ip (package iproute2)")?;
+        let routed = String::from_utf8_lossy(&routed.stdout);
+        anyhow::ensure!(
+            routed.lines().all(|line| line.starts_with("default")),
+            "10.{BLOCK}.0.0/16 is routed on this machine already ({}); the test namespaces need it to themselves",
+            routed.trim()
+        );
         let host_address = Ipv4Addr::new(10, BLOCK, index, 1);
         let (host_end, inner_end) = (format!("{name}-h"), format!("{name}-n"));
         ip(&["netns", "add", name])?;
@@ -77,7 +88,9 @@ impl Netns {
         inside(&["addr", "add", &format!("{address}/30"), "dev", &inner_end])?;
         inside(&["link", "set", &inner_end, "up"])?;
         inside(&["link", "set", "lo", "up"])?;
-        inside(&["route", "add", "default", "via", &host_address.to_string()])?;
+        for route in routes {
+            inside(&["route", "add", route, "via", &host_address.to_string()])?;
+        }
         Ok(netns)
     }
 

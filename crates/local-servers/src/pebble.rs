@@ -216,9 +216,6 @@ impl Pebble {
     }
 }
 
-/// Pebble's configuration. Its certificates name a revocation URI, as Let's Encrypt's name
-/// their CRLs, so that a TLS scanner judges the server and not the test CA; the URI is on
-/// loopback and nothing there is asked.
 /// Where Pebble's API and management API listen.
 struct Listen {
     host: Ipv4Addr,
@@ -227,6 +224,9 @@ struct Listen {
     tls_port: u16,
 }
 
+/// Pebble's configuration. Its certificates name a revocation URI, as Let's Encrypt's name
+/// their CRLs, so that a TLS scanner judges the server and not the test CA; the URI is on
+/// loopback and nothing there is asked.
 fn pebble_config(dir: &Path, listen: &Listen, http_port: u16, validity_days: u32) -> String {
     let Listen {
         host,

@@ -9,11 +9,11 @@
 //! self-signed certificate and its smoke test waits for the real one.
 //!
 //! Then the stack is used from outside as the internet would: clients in two network namespaces
-//! of the test's own, routed to nginx's published ports on the stack's network, so nginx sees
-//! each with its own address (Docker's userland proxy would show every loopback client as the
-//! network's gateway). The servers the stack reaches out to (Pebble, the S3 store, the alert
-//! receiver) run in a third namespace. A version whose app-web cannot start is rolled back;
-//! the history on the host shows both.
+//! of the test's own, routed to nginx on the stack's network as Docker forwards internet
+//! clients to its published ports, so nginx sees each with its own address (Docker's userland
+//! proxy would show every loopback client as the network's gateway). Pebble runs in a third
+//! namespace, which the stack's certbot reaches. A version whose app-web cannot start is rolled
+//! back; the history on the host shows both.
 
 use e2e::tools as support;
 
@@ -340,9 +340,9 @@ fn the_whole_stack_deploys_serves_clients_from_outside_and_rolls_back_a_broken_v
     assert_success(&docker(&["tag", &broken, &published_broken]), "docker tag");
 
     // The outside world: a namespace for the servers the stack reaches out to, and two clients.
-    let services = Netns::create("appsvc", 1).expect("make the services' namespace");
-    let first_client = Netns::create("appc1", 2).expect("make a client namespace");
-    let second_client = Netns::create("appc2", 3).expect("make a client namespace");
+    let services = Netns::create("appsvc", 1, &[SUBNET]).expect("make the services' namespace");
+    let first_client = Netns::create("appc1", 2, &[SUBNET]).expect("make a client namespace");
+    let second_client = Netns::create("appc2", 3, &[SUBNET]).expect("make a client namespace");
     let pebble = Pebble::start_with(
         Path::new(env!("CARGO_TARGET_TMPDIR")),
         &PebbleOptions {
@@ -425,6 +425,7 @@ url = "https://{SITE}:{https_port}"
 smoke_cacert = "pebble-root.pem"
 smoke_resolve = ["{SITE}:{https_port}:127.0.0.1"]
 certificate_timeout_secs = 300
+compose = "docker-compose"
 root = "{root}"
 files = ["docker", "nginx"]
 compose_files = ["docker/compose.yaml"]

@@ -208,9 +208,13 @@ fn present(sh: &Shell, image: &str) -> Present {
     if !super::image_exists(sh, image) {
         return Present::Absent;
     }
+    let docker = super::client();
     let template = format!("{{{{index .Config.Labels \"{LABEL}\"}}}}");
-    match super::inspect(sh, image, &template) {
-        Ok(label) if !label.is_empty() && label != "<no value>" => Present::StandIn,
+    match step::captured(cmd!(
+        sh,
+        "{docker} image inspect --format {template} {image}"
+    )) {
+        Ok(label) if !label.trim().is_empty() && label.trim() != "<no value>" => Present::StandIn,
         _ => Present::Other,
     }
 }
