@@ -1,6 +1,6 @@
 //! The fixtures the workspace's tests start on free loopback ports and stop on drop: app-web
 //! itself, the project's nginx in front of it (`proxy`), the update server with an updater key
-//! (`update_server`), wrk, app-desktop runs, and xtask (`tools`); PostgreSQL, Redis and the
+//! (`update_server`), wrk, app-desktop runs, headless Chromium (`chromium`), and xtask (`tools`); PostgreSQL, Redis and the
 //! other servers come from `local-servers`. app-web's and xtask's own test binaries, app-web's
 //! benchmarks and the end-to-end tests in `tests/` all use them.
 
@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+pub mod chromium;
 pub mod proxy;
 pub mod tools;
 pub mod update_server;

@@ -12,89 +12,20 @@
 
 use e2e as support;
 
-use std::path::Path;
 use std::process::Command;
 
+use support::RunningBinary;
+use support::chromium::{self, Visit};
 use support::proxy::{Proxy, SERVER_NAME};
-use support::{RunningBinary, assert_success};
-
-/// What Chromium printed: the DOM after the page settled, and its log.
-struct Visit {
-    dom: String,
-    log: String,
-}
-
-impl Visit {
-    /// The console's Content-Security-Policy reports in the log.
-    fn csp_reports(&self) -> Vec<&str> {
-        self.log
-            .lines()
-            .filter(|line| line.contains("Content Security Policy"))
-            .collect()
-    }
-}
-
-/// The base64 SHA-256 of the certificate's public key, the form Chromium's
-/// `--ignore-certificate-errors-spki-list` takes.
-fn spki_hash(certificate: &Path) -> String {
-    let output = Command::new("sh")
-        .arg("-c")
-        .arg(
-            "openssl x509 -in \"$1\" -noout -pubkey | openssl pkey -pubin -outform der \
-             | openssl dgst -sha256 -binary | openssl base64 -A",
-        )
-        .arg("sh")
-        .arg(certificate)
-        .output()
-        .expect("run openssl");
-    assert_success(&output, "openssl computing the certificate's SPKI hash");
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
-}
 
 fn visit(proxy: &Proxy, path: &str) -> Visit {
-    let profile = tempfile::Builder::new()
-        .prefix("chromium-profile-")
-        .tempdir()
-        .unwrap();
-    let output = Command::new("chromium")
-        .args([
-            "--headless",
-            // Tests run as root, where Chromium's sandbox refuses to start.
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            "--no-default-browser-check",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-default-apps",
-            "--disable-extensions",
-            "--disable-sync",
-            "--no-proxy-server",
-            "--enable-logging=stderr",
-            "--v=0",
-            // Virtual time runs until the page has nothing left to do (app.js's fetch included),
-            // bounded at 20 s of page time.
-            "--virtual-time-budget=20000",
-            "--dump-dom",
-        ])
-        .arg(format!(
-            "--host-resolver-rules=MAP {SERVER_NAME} 127.0.0.1, MAP * ~NOTFOUND"
-        ))
-        .arg(format!(
-            "--ignore-certificate-errors-spki-list={}",
-            spki_hash(&proxy.certificate())
-        ))
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(proxy.url(path))
-        .env_remove("DISPLAY")
-        .output()
-        .expect("run chromium (Debian's chromium package; `cargo xtask setup` installs it)");
-    assert_success(&output, "chromium");
-    Visit {
-        dom: String::from_utf8(output.stdout).unwrap(),
-        log: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    chromium::visit(
+        Command::new("chromium"),
+        &proxy.url(path),
+        SERVER_NAME,
+        "127.0.0.1",
+        &chromium::spki_hash(&proxy.certificate()),
+    )
 }
 
 #[test]

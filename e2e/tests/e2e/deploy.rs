@@ -21,7 +21,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use local_servers::{DockerEngine, Netns, Pebble, PebbleOptions, docker_client};
+use local_servers::{
+    DockerEngine, KillOnDrop, Netns, Pebble, PebbleOptions, S3Server, docker_client,
+};
 use support::docker::{Images, build_image, docker, make_base};
 use support::{assert_success, dist_into, workspace_version, xtask};
 
@@ -161,6 +163,43 @@ impl Drop for ComposeDown {
     }
 }
 
+/// The root mount made shared, as systemd makes it on every host Docker usually runs on (the
+/// node exporter mounts the host's root with `rslave`, which a private root refuses), and put
+/// back as it was found when the test ends.
+struct SharedRoot {
+    was: String,
+}
+
+impl SharedRoot {
+    fn ensure() -> Self {
+        let found = Command::new("findmnt")
+            .args(["--noheadings", "--output", "PROPAGATION", "/"])
+            .output()
+            .expect("run findmnt (package util-linux)");
+        let was = String::from_utf8_lossy(&found.stdout).trim().to_owned();
+        if was != "shared" {
+            let made = Command::new("mount")
+                .args(["--make-rshared", "/"])
+                .output()
+                .unwrap();
+            assert_success(&made, "mount --make-rshared /");
+        }
+        Self { was }
+    }
+}
+
+impl Drop for SharedRoot {
+    fn drop(&mut self) {
+        let flag = match self.was.as_str() {
+            "private" => "--make-rprivate",
+            "slave" => "--make-rslave",
+            "unbindable" => "--make-runbindable",
+            _ => return,
+        };
+        let _ = Command::new("mount").args([flag, "/"]).output();
+    }
+}
+
 /// The site's name, and the stack's network (one no other stack on a test machine uses).
 const SITE: &str = "app.test";
 const SUBNET: &str = "172.30.201.0/24";
@@ -177,7 +216,21 @@ struct Client<'a> {
 impl Client<'_> {
     /// `method path` with an optional JSON body: the status (0 when nothing answered) and body.
     fn request(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+        self.request_with(method, path, body, &[])
+    }
+
+    /// [`Client::request`] with extra headers.
+    fn request_with(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        headers: &[&str],
+    ) -> (u16, String) {
         let mut command = self.netns.command("curl");
+        for header in headers {
+            command.args(["--header", header]);
+        }
         command
             .args(["--silent", "--noproxy", "*", "--max-time", "10"])
             .args(["--resolve", &format!("{SITE}:443:{NGINX_ADDRESS}")])
@@ -267,10 +320,64 @@ fn stack_memory_mib(project: &str) -> f64 {
         .sum()
 }
 
+/// A webhook receiver for Alertmanager: every POST body, one per line, appended to a file.
+const RECEIVER: &str = r#"
+import http.server, sys
+out, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+class Receiver(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("content-length", "0")))
+        with open(out, "ab") as f:
+            f.write(body + b"\n")
+        self.send_response(200)
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer((host, port), Receiver).serve_forever()
+"#;
+
+/// `docker-compose ARGS` in the host's deploy folder, as an operator runs it there.
+fn compose_on_host(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new("docker-compose")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run docker-compose (package docker-compose)")
+}
+
+/// The last lines a container wrote, both streams.
+fn container_logs(name: &str) -> String {
+    let output = docker(&["logs", "--tail", "40", name]);
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// The files under `dir`, recursively, relative to it.
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(folder) = pending.pop() {
+        for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if let Ok(relative) = path.strip_prefix(dir) {
+                found.push(relative.display().to_string());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
 #[test]
 fn the_whole_stack_deploys_serves_clients_from_outside_and_rolls_back_a_broken_version() {
     let engine = DockerEngine::ensure().unwrap();
     eprintln!("docker engine started here: {}", engine.started_here());
+    let _shared_root = SharedRoot::ensure();
     make_base();
     let stand_ins = xtask(&["docker", "stand-ins"]);
     assert_success(&stand_ins, "xtask docker stand-ins");
@@ -355,6 +462,23 @@ fn the_whole_stack_deploys_serves_clients_from_outside_and_rolls_back_a_broken_v
     .expect("start Pebble");
     let pebble_root = work.path().join("pebble-root.pem");
     pebble.write_root_certificate(&pebble_root).unwrap();
+    let store = S3Server::start_in(Some(&services), &["stack-backups"]).expect("start s3s-fs");
+    let alerts = work.path().join("alerts.jsonl");
+    std::fs::write(&alerts, "").unwrap();
+    let receiver_port = free_port();
+    let _receiver = KillOnDrop(
+        services
+            .command("python3")
+            .args(["-c", RECEIVER])
+            .arg(&alerts)
+            .args([&services.address.to_string(), &receiver_port.to_string()])
+            .spawn()
+            .expect("start the webhook receiver"),
+    );
+    local_servers::wait_for(Duration::from_secs(20), "the webhook receiver", || {
+        std::net::TcpStream::connect((services.address, receiver_port)).is_ok()
+    })
+    .unwrap();
 
     let sshd = start_sshd(work.path());
     let remote = work.path().join("remote");
@@ -374,6 +498,21 @@ fn the_whole_stack_deploys_serves_clients_from_outside_and_rolls_back_a_broken_v
         host_docker.join("secrets").to_str().unwrap(),
     ]);
     assert_success(&secrets, "xtask docker secrets");
+    let secret_dir = host_docker.join("secrets");
+    std::fs::write(
+        secret_dir.join("backup_s3_secret_key"),
+        local_servers::s3::SECRET_KEY,
+    )
+    .unwrap();
+    std::fs::write(
+        secret_dir.join("alert_webhook_url"),
+        format!("http://{}:{receiver_port}/alerts", services.address),
+    )
+    .unwrap();
+    let admin_token = std::fs::read_to_string(secret_dir.join("admin_token"))
+        .unwrap()
+        .trim()
+        .to_owned();
     std::fs::copy(pebble.api_certificate(), host_docker.join("acme-ca.pem")).unwrap();
     let local = "# set on the host by its operator\nCERTBOT_CA_BUNDLE=./acme-ca.pem\nHOST_ONLY_SETTING=kept\n";
     std::fs::write(host_docker.join("local.env"), local).unwrap();
@@ -406,8 +545,15 @@ fn the_whole_stack_deploys_serves_clients_from_outside_and_rolls_back_a_broken_v
              APP_WEB_PORT={app_port}\n\
              PROMETHEUS_PORT={prometheus_port}\n\
              ALERTMANAGER_PORT={alertmanager_port}\n\
-             BACKUP_RECIPIENTS={recipient}\n",
+             BACKUP_RECIPIENTS={recipient}\n\
+             BACKUP_SCHEDULE=*/20 * * * * *\n\
+             BACKUP_S3_BUCKET=stack-backups\n\
+             BACKUP_S3_ENDPOINT={s3}\n\
+             BACKUP_S3_ACCESS_KEY_ID={access_key}\n\
+             BACKUP_S3_ALLOW_HTTP=true\n",
             directory = pebble.directory(),
+            s3 = store.endpoint(),
+            access_key = local_servers::s3::ACCESS_KEY,
         ),
     )
     .unwrap();
@@ -536,7 +682,7 @@ health_timeout_secs = 120
     );
     assert_eq!(status, 201, "{body}");
     let note: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let note_path = format!("/api/notes/{}", note["id"]);
+    let note_path = format!("/api/notes/{}", note["id"].as_str().unwrap());
     let (status, body) = two.request("GET", &note_path, None);
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("written before the redeploy"), "{body}");
@@ -549,6 +695,32 @@ health_timeout_secs = 120
     let (status, _) = two.request("GET", "/api/info", None);
     assert_eq!(status, 200, "the other client shares the busy one's limit");
     eprintln!("rate limits: the busy client got {limited} of 120 answered 429; the other 200");
+
+    // Analytics: the same batch from each client, with the same user agent, is two users.
+    for (client, session) in [
+        (&one, "b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0"),
+        (&two, "c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0"),
+    ] {
+        let batch = format!(
+            r#"{{"app":"app-desktop","session_id":"{session}","app_version":"1.0.0","os":"linux","locale":"en","events":[{{"name":"app_started"}}]}}"#
+        );
+        let (status, body) = client.request("POST", "/api/events", Some(&batch));
+        assert_eq!(status, 202, "{body}");
+    }
+    let (status, body) = one.request_with(
+        "GET",
+        "/api/admin/analytics/daily?days=1",
+        None,
+        &[&format!("authorization: Bearer {admin_token}")],
+    );
+    assert_eq!(status, 200, "{body}");
+    let daily: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+    let users: i64 = daily
+        .iter()
+        .filter(|row| row["name"] == "app_started")
+        .filter_map(|row| row["users"].as_i64())
+        .sum();
+    assert_eq!(users, 2, "two clients are two users: {body}");
 
     // Prometheus scrapes every target it is given.
     let targets = local_servers::wait_for_value(
@@ -580,6 +752,124 @@ health_timeout_secs = 120
     eprintln!(
         "figure: the stack's memory when idle {:.0} MiB",
         stack_memory_mib(&project)
+    );
+
+    // An induced fault: app-web stopped. Its alert goes from Prometheus through Alertmanager
+    // to the webhook; meanwhile the backup service keeps to its schedule, off-site included.
+    let app_web = containers(&project, "app-web", &["--quiet"])
+        .trim()
+        .to_owned();
+    let stopped_at = std::time::Instant::now();
+    assert_success(&docker(&["stop", &app_web]), "docker stop app-web");
+    let remote_backups = local_servers::wait_for_value(
+        Duration::from_secs(120),
+        "a scheduled backup in the S3 store",
+        || {
+            let files = files_under(&store.object_path("stack-backups", ""));
+            files
+                .iter()
+                .any(|file| file.ends_with(".json"))
+                .then_some(files)
+        },
+    )
+    .unwrap_or_else(|err| {
+        panic!(
+            "{err}\nbackup:\n{}\ns3s-fs:\n{}",
+            container_logs(&format!("{project}_backup_1")),
+            store.log()
+        )
+    });
+    eprintln!("the S3 store holds {remote_backups:?}");
+    let readable = work.path().join("verify");
+    std::fs::create_dir_all(&readable).unwrap();
+    std::fs::copy(&identity, readable.join("identity.txt")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&readable, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        readable.join("identity.txt"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let verified = compose_on_host(
+        &host_docker,
+        &[
+            "run",
+            "--rm",
+            "--no-deps",
+            "--volume",
+            &format!("{}:/run/identity:ro", readable.display()),
+            "-e",
+            "APP_WEB_BACKUP_IDENTITY_FILE=/run/identity/identity.txt",
+            "backup",
+            "verify",
+            "latest",
+        ],
+    );
+    assert_success(&verified, "app-web backup verify in the backup service");
+    eprintln!(
+        "backup verify: {}",
+        String::from_utf8_lossy(&verified.stdout).trim()
+    );
+    let fired = local_servers::wait_for_value(
+        Duration::from_secs(300),
+        "TargetDown for app-web at the webhook",
+        || {
+            let text = std::fs::read_to_string(&alerts).ok()?;
+            text.lines()
+                .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+                .find(|notice| {
+                    notice["status"] == "firing"
+                        && notice["alerts"].as_array().is_some_and(|alerts| {
+                            alerts.iter().any(|alert| {
+                                alert["labels"]["alertname"] == "TargetDown"
+                                    && alert["labels"]["job"] == "app-web"
+                            })
+                        })
+                })
+        },
+    )
+    .unwrap_or_else(|err| {
+        panic!(
+            "{err}; received: {}",
+            std::fs::read_to_string(&alerts).unwrap_or_default()
+        )
+    });
+    eprintln!(
+        "figure: app-web stopped to TargetDown at the webhook {:.0} s ({} alerts in the notice)",
+        stopped_at.elapsed().as_secs_f64(),
+        fired["alerts"].as_array().map_or(0, Vec::len)
+    );
+    assert_success(&docker(&["start", &app_web]), "docker start app-web");
+    local_servers::wait_for(Duration::from_secs(60), "app-web again", || {
+        one.request("GET", "/api/info", None).0 == 200
+    })
+    .unwrap();
+
+    // `docker-compose down` and `up` again: the note, the backups and the certificate remain.
+    let down = compose_on_host(&host_docker, &["down", "--timeout", "30"]);
+    assert_success(&down, "docker-compose down");
+    let up = compose_on_host(&host_docker, &["up", "--detach", "--no-build"]);
+    assert_success(&up, "docker-compose up");
+    let again = local_servers::wait_for_value(
+        Duration::from_secs(180),
+        "the note through nginx after down and up",
+        || {
+            let (status, body) = two.request("GET", &note_path, None);
+            (status == 200).then_some(body)
+        },
+    )
+    .unwrap();
+    assert!(again.contains("written before the redeploy"), "{again}");
+    let listed = compose_on_host(
+        &host_docker,
+        &["run", "--rm", "--no-deps", "backup", "list", "--json"],
+    );
+    assert_success(&listed, "app-web backup list");
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).contains(".json")
+            || String::from_utf8_lossy(&listed.stdout).contains("\"name\""),
+        "the backups went with down and up: {}",
+        String::from_utf8_lossy(&listed.stdout)
     );
 
     // The broken version: app-web never starts, the good one is put back, and the note is

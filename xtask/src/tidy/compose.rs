@@ -134,6 +134,70 @@ pub fn scraped_services(prometheus_yml: &str) -> Vec<String> {
     hosts
 }
 
+/// What a service may keep beyond the hardening every service gets (`read_only: true`,
+/// `cap_drop: [ALL]`, `no-new-privileges:true`), and why: the capabilities it adds back, or
+/// `docker.sock` for the Docker API. The stack's documentation repeats the reasons.
+pub const HARDENING_EXCEPTIONS: &[(&str, &str, &str)] = &[
+    (
+        "nginx",
+        "CHOWN SETGID SETUID",
+        "the master runs as root to read certbot's private keys and switches its workers to www-data, handing them their temporary folders",
+    ),
+    (
+        "postgres",
+        "CHOWN DAC_OVERRIDE FOWNER SETGID SETUID",
+        "the image's entrypoint starts as root, gives the data folder to postgres and switches to that user; the server has none of them",
+    ),
+    (
+        "alloy",
+        "docker.sock",
+        "Alloy names each container's log stream by its compose service, which only the Docker API tells; the files under /var/lib/docker/containers carry ids only",
+    ),
+];
+
+/// How `service` falls short of the hardening every service gets, allowing what
+/// [`HARDENING_EXCEPTIONS`] lists for it.
+fn hardening_problems(name: &str, service: &Yaml) -> Vec<String> {
+    let allowed: Vec<&str> = HARDENING_EXCEPTIONS
+        .iter()
+        .filter(|(service, _, _)| *service == name)
+        .flat_map(|(_, what, _)| what.split(' '))
+        .collect();
+    let mut problems = Vec::new();
+    if service["read_only"].as_bool() != Some(true) {
+        problems.push(format!(
+            "{name}: read_only: true (writable paths as tmpfs or volumes)"
+        ));
+    }
+    if !strings(&service["cap_drop"]).iter().any(|cap| cap == "ALL") {
+        problems.push(format!("{name}: cap_drop: [ALL]"));
+    }
+    if !strings(&service["security_opt"])
+        .iter()
+        .any(|opt| opt == "no-new-privileges:true")
+    {
+        problems.push(format!("{name}: security_opt no-new-privileges:true"));
+    }
+    if service["privileged"].as_bool() == Some(true) {
+        problems.push(format!("{name}: never privileged"));
+    }
+    for capability in strings(&service["cap_add"]) {
+        if !allowed.contains(&capability.as_str()) {
+            problems.push(format!(
+                "{name}: cap_add {capability} is not among the exceptions in xtask/src/tidy/compose.rs (HARDENING_EXCEPTIONS); add it there with the reason, or drop it"
+            ));
+        }
+    }
+    for volume in strings(&service["volumes"]) {
+        if volume.contains("docker.sock") && !allowed.contains(&"docker.sock") {
+            problems.push(format!(
+                "{name}: mounts the Docker socket (root on the host) without an exception in HARDENING_EXCEPTIONS"
+            ));
+        }
+    }
+    problems
+}
+
 /// Every rule a compose file breaks. `complete` says whether the file defines its services
 /// whole (compose.yaml) or only adds to them (an override file), where services without an
 /// image or build are partial and only their additions are checked. A long-running service
@@ -196,21 +260,8 @@ pub fn problems(text: &str, complete: bool, scraped: &[String]) -> Vec<String> {
                 ));
             }
         }
-        if image.contains("APP_WEB_IMAGE") {
-            if service["read_only"].as_bool() != Some(true) {
-                problems.push(format!("{name}: app containers run with read_only: true"));
-            }
-            if !strings(&service["cap_drop"]).iter().any(|cap| cap == "ALL") {
-                problems.push(format!(
-                    "{name}: app containers drop every capability (cap_drop: [ALL])"
-                ));
-            }
-            if !strings(&service["security_opt"])
-                .iter()
-                .any(|opt| opt == "no-new-privileges:true")
-            {
-                problems.push(format!("{name}: app containers set no-new-privileges:true"));
-            }
+        if whole {
+            problems.extend(hardening_problems(&name, service));
         }
         if !service["depends_on"].is_badvalue() {
             if service["depends_on"].as_hash().is_none() {
@@ -308,6 +359,34 @@ fn compose_files_follow_the_rules() {
 }
 
 #[test]
+fn every_hardening_exception_is_used_and_documented() {
+    let compose = parse(&read("docker/compose.yaml").unwrap()).unwrap();
+    let stack = read("docs/operations/stack.md").expect("read docs/operations/stack.md");
+    let mut listing = String::new();
+    for (service, what, why) in HARDENING_EXCEPTIONS {
+        let service_yaml = &compose["services"][*service];
+        let used = what.split(' ').all(|item| {
+            strings(&service_yaml["cap_add"])
+                .iter()
+                .any(|cap| cap == item)
+                || strings(&service_yaml["volumes"])
+                    .iter()
+                    .any(|volume| volume.contains(item))
+        });
+        assert!(
+            used,
+            "{service} no longer needs {what}: remove the exception"
+        );
+        assert!(
+            stack.contains(&format!("`{service}`")),
+            "docs/operations/stack.md must say why {service} keeps {what}"
+        );
+        listing.push_str(&format!("\n  {service}: {what} ({why})"));
+    }
+    eprintln!("hardening exceptions:{listing}");
+}
+
+#[test]
 fn every_compose_variable_is_documented_in_env_example() {
     let example = read("docker/.env.example").expect("read docker/.env.example");
     let documented: Vec<&str> = example
@@ -382,9 +461,14 @@ fn defaults_agree_with_env_example_and_the_nginx_flags() {
 #[test]
 fn the_rules_catch_what_they_name() {
     let bad = r#"
+x-hardening: &hardening
+  read_only: true
+  cap_drop: [ALL]
+  security_opt: ["no-new-privileges:true"]
 services:
   db:
     image: postgres:latest
+    <<: *hardening
     restart: always
     environment:
       POSTGRES_PASSWORD: hunter2
@@ -398,13 +482,23 @@ services:
     logging: { driver: json-file, options: { max-size: 1m, max-file: "2" } }
   exporter:
     image: exporter:1.0
+    <<: *hardening
     restart: unless-stopped
     healthcheck: { disable: true }
     logging: { driver: json-file, options: { max-size: 1m, max-file: "2" } }
   scraped:
     image: exporter:1.0
+    <<: *hardening
     restart: unless-stopped
     healthcheck: { disable: true }
+    logging: { driver: json-file, options: { max-size: 1m, max-file: "2" } }
+  nginx:
+    image: nginx:1.0
+    <<: *hardening
+    cap_add: [CHOWN, NET_ADMIN]
+    volumes: ["/var/run/docker.sock:/var/run/docker.sock:ro"]
+    restart: unless-stopped
+    healthcheck: { test: ["CMD", "true"] }
     logging: { driver: json-file, options: { max-size: 1m, max-file: "2" } }
 "#;
     let found = problems(bad, true, &["scraped".to_owned()]);
@@ -418,17 +512,19 @@ services:
         "db: URL has a password in its URL",
         "db: port \"5432:5432\" must be published on 127.0.0.1 only",
         "db: port \"${DB_PORT:-5432}:5432\" must be published on 127.0.0.1 only",
-        "web: app containers run with read_only: true",
-        "web: app containers drop every capability",
-        "web: app containers set no-new-privileges:true",
+        "web: read_only: true",
+        "web: cap_drop: [ALL]",
+        "web: security_opt no-new-privileges:true",
         "exporter: only a service Prometheus scrapes may disable its healthcheck",
+        "nginx: cap_add NET_ADMIN is not among the exceptions",
+        "nginx: mounts the Docker socket",
     ] {
         assert!(
             found.iter().any(|problem| problem.starts_with(expected)),
             "missing {expected:?} in {found:#?}"
         );
     }
-    assert_eq!(found.len(), 13, "{found:#?}");
+    assert_eq!(found.len(), 15, "{found:#?}");
 }
 
 #[test]
