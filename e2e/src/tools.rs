@@ -31,7 +31,17 @@ pub fn xtask(args: &[&str]) -> Output {
 }
 
 pub fn dist_into(out: &Path) -> serde_json::Value {
-    let output = xtask(&["dist", "--out", out.to_str().unwrap()]);
+    dist_into_with(out, &[])
+}
+
+/// [`dist_into`] with `env` set, e.g. the updater's signing key.
+pub fn dist_into_with(out: &Path, env: &[(&str, &str)]) -> serde_json::Value {
+    let output = Command::new(crate::binary("xtask"))
+        .args(["dist", "--out", out.to_str().unwrap()])
+        .env_remove("SOURCE_DATE_EPOCH")
+        .envs(env.iter().copied())
+        .output()
+        .expect("run xtask");
     assert_success(&output, "xtask dist");
     let text =
         std::fs::read_to_string(out.join("dist-manifest.json")).expect("dist wrote its manifest");

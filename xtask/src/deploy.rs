@@ -2,10 +2,11 @@
 //! its host over SSH. The files the environment lists are uploaded (a tar stream into the
 //! deploy folder), `.env` is written from the environment's settings with the new image, the
 //! image is pulled unless the host has it, the images the compose files build are built,
-//! migrations run, the services come up, the app's health check must pass and
-//! `cargo xtask smoke` must pass against the environment's URL. If
-//! any of that fails, the previous tag is put back the same way and the command says so. Every
-//! attempt and its outcome is a line in `.deploy/history.jsonl` on the host.
+//! migrations run, the services come up, the app's health check must pass, the proxy is told
+//! to look up the app's new container and `cargo xtask smoke` must pass against the
+//! environment's URL. If any of that fails, the previous tag is put back the same way and the
+//! command says so. Every attempt and its outcome is a line in `.deploy/history.jsonl` on the
+//! host.
 //!
 //! Environments live in `deploy/environments.toml` (or `--config`); SSH uses the key and
 //! known-hosts file the environment names (or `DEPLOY_SSH_KEY` / `DEPLOY_KNOWN_HOSTS` holding
@@ -68,6 +69,10 @@ pub struct Environment {
     pub service: String,
     /// A one-shot service that applies the migrations, run before the others come up.
     pub migrate_service: Option<String>,
+    /// Services sent SIGHUP once the app is healthy, so a proxy that resolved the app's
+    /// address at start (nginx) finds the container the deploy made.
+    #[serde(default)]
+    pub reload_services: Vec<String>,
     /// Seconds the service may take to become healthy.
     #[serde(default = "default_health_timeout")]
     pub health_timeout_secs: u64,
@@ -544,6 +549,14 @@ impl Deploy<'_> {
         step::run(&format!("{} healthy", self.environment.service), || {
             self.wait_healthy()
         })?;
+        for service in &self.environment.reload_services {
+            step::run(&format!("reload {service}"), || {
+                self.remote.run(
+                    &format!("{} kill -s HUP {}", self.compose(), quote(service)),
+                    b"",
+                )
+            })?;
+        }
         step::run("smoke test", || {
             flags::Smoke {
                 url: self.environment.url.clone(),

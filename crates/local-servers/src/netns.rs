@@ -46,6 +46,7 @@ impl Netns {
             "a test namespace takes an index 1 to 254 and a name of at most 11 characters"
         );
         let _ = Command::new("ip").args(["netns", "delete", name]).output();
+        let _ = std::fs::remove_dir_all(std::path::Path::new("/etc/netns").join(name));
         let _ = Command::new("ip")
             .args(["link", "delete", &format!("{name}-h")])
             .output();
@@ -102,8 +103,20 @@ impl Netns {
     }
 }
 
+impl Netns {
+    /// Gives the namespace's programs `text` as their /etc/hosts (`ip netns exec` mounts
+    /// /etc/netns/NAME/hosts over it), removed with the namespace.
+    pub fn set_hosts(&self, text: &str) -> anyhow::Result<()> {
+        let dir = std::path::Path::new("/etc/netns").join(&self.name);
+        std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+        std::fs::write(dir.join("hosts"), text)
+            .with_context(|| format!("write {}/hosts", dir.display()))
+    }
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(std::path::Path::new("/etc/netns").join(&self.name));
         let _ = Command::new("ip")
             .args(["netns", "delete", &self.name])
             .output();

@@ -25,7 +25,7 @@ use local_servers::{
     DockerEngine, KillOnDrop, Netns, Pebble, PebbleOptions, S3Server, docker_client,
 };
 use support::docker::{Images, build_image, docker, make_base};
-use support::{assert_success, dist_into, workspace_version, xtask};
+use support::{assert_success, dist_into_with, workspace_version, xtask};
 
 /// A daemon of the test's own, listening on 127.0.0.1:`port`, killed on drop.
 struct Daemon {
@@ -200,6 +200,9 @@ impl Drop for SharedRoot {
     }
 }
 
+/// The password of the updater key the test makes.
+const UPDATER_PASSWORD: &str = "updater-key-password-for-the-stack";
+
 /// The site's name, and the stack's network (one no other stack on a test machine uses).
 const SITE: &str = "app.test";
 const SUBNET: &str = "172.30.201.0/24";
@@ -355,6 +358,100 @@ fn container_logs(name: &str) -> String {
     )
 }
 
+/// Runs app-desktop from the deb in `dist` in `netns` under Xvfb, takes a minidump of it and
+/// uploads it through nginx as a crash report of `version`; the report's id.
+fn upload_desktop_minidump(
+    dist: &Path,
+    work: &Path,
+    netns: &Netns,
+    client: &Client,
+    version: &str,
+) -> String {
+    let deb = std::fs::read_dir(dist)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.extension().is_some_and(|extension| extension == "deb"))
+        .expect("dist made a deb");
+    let root = work.join("desktop-root");
+    let unpacked = Command::new("dpkg-deb")
+        .arg("-x")
+        .arg(&deb)
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert_success(&unpacked, "dpkg-deb -x");
+    let xvfb = local_servers::Xvfb::start().expect("start Xvfb");
+    let home = work.join("desktop-home");
+    std::fs::create_dir_all(&home).unwrap();
+    let mut app = KillOnDrop(
+        netns
+            .command(root.join("usr/bin/app-desktop"))
+            .env("DISPLAY", xvfb.display())
+            .env("WEBKIT_DISABLE_COMPOSITING_MODE", "1")
+            .env("XDG_CONFIG_HOME", home.join("config"))
+            .env("XDG_DATA_HOME", home.join("data"))
+            .env("XDG_CACHE_HOME", home.join("cache"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(home.join("app.log")).unwrap())
+            .spawn()
+            .expect("start app-desktop"),
+    );
+    // Running with its window up: the main thread is in the app's event loop.
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(
+        app.0.try_wait().unwrap().is_none(),
+        "app-desktop ended early: {}",
+        std::fs::read_to_string(home.join("app.log")).unwrap_or_default()
+    );
+    let dump = e2e::minidump_of(&mut app.0);
+    let dump_file = work.join("app-desktop.dmp");
+    std::fs::write(&dump_file, dump).unwrap();
+    let metadata = format!(
+        r#"{{"report_id":"5a5a5a5a-1111-4222-8333-444455556666","product":"app-desktop","version":"{version}","channel":"stable","os":"linux","arch":"x86_64"}}"#
+    );
+    let mut command = client.netns.command("curl");
+    let output = command
+        .args(["--silent", "--noproxy", "*", "--max-time", "30"])
+        .args(["--resolve", &format!("{SITE}:443:{NGINX_ADDRESS}")])
+        .arg("--cacert")
+        .arg(client.root)
+        .args(["--write-out", "\n%{http_code}"])
+        .args([
+            "--form",
+            &format!("metadata={metadata};type=application/json"),
+        ])
+        .arg("--form")
+        .arg(format!(
+            "minidump=@{};type=application/octet-stream",
+            dump_file.display()
+        ))
+        .arg(format!("https://{SITE}/api/crashes"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", ""));
+    assert_eq!(
+        status.trim(),
+        "201",
+        "the crash upload through nginx: {body}"
+    );
+    let answer: serde_json::Value = serde_json::from_str(body).unwrap();
+    answer["id"].as_str().unwrap().to_owned()
+}
+
+/// The certificate nginx serves for the site on 127.0.0.1:`port`, as PEM.
+fn served_certificate_text(port: u16) -> String {
+    let fetched = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl s_client -connect 127.0.0.1:{port} -servername {SITE} </dev/null 2>/dev/null | openssl x509"
+        ))
+        .output()
+        .unwrap();
+    assert_success(&fetched, "openssl s_client for the served certificate");
+    String::from_utf8(fetched.stdout).unwrap()
+}
+
 /// The files under `dir`, recursively, relative to it.
 fn files_under(dir: &Path) -> Vec<String> {
     let mut found = Vec::new();
@@ -383,8 +480,22 @@ fn the_whole_stack_deploys_serves_clients_from_outside_and_rolls_back_a_broken_v
     assert_success(&stand_ins, "xtask docker stand-ins");
     eprint!("{}", String::from_utf8_lossy(&stand_ins.stderr));
     let work = tempfile::tempdir().unwrap();
+    // A release signed with an updater key of the test's own, whose public half the deployed
+    // update server is given.
+    let (updater_key, updater_secret) =
+        e2e::updater_keys(&work.path().join("keys"), UPDATER_PASSWORD);
     let dist = work.path().join("dist");
-    dist_into(&dist);
+    dist_into_with(
+        &dist,
+        &[
+            ("TAURI_SIGNING_PUBLIC_KEY", updater_key.as_str()),
+            (
+                "TAURI_SIGNING_PRIVATE_KEY",
+                updater_secret.to_str().unwrap(),
+            ),
+            ("TAURI_SIGNING_PRIVATE_KEY_PASSWORD", UPDATER_PASSWORD),
+        ],
+    );
     let id = std::process::id();
     let repository = format!("xtask-test/app-web-stack-{id}");
     let version = workspace_version();
@@ -550,7 +661,8 @@ fn the_whole_stack_deploys_serves_clients_from_outside_and_rolls_back_a_broken_v
              BACKUP_S3_BUCKET=stack-backups\n\
              BACKUP_S3_ENDPOINT={s3}\n\
              BACKUP_S3_ACCESS_KEY_ID={access_key}\n\
-             BACKUP_S3_ALLOW_HTTP=true\n",
+             BACKUP_S3_ALLOW_HTTP=true\n\
+             UPDATER_PUBLIC_KEY={updater_key}\n",
             directory = pebble.directory(),
             s3 = store.endpoint(),
             access_key = local_servers::s3::ACCESS_KEY,
@@ -578,6 +690,7 @@ compose_files = ["docker/compose.yaml"]
 env_file = "test.env"
 image = "{published}"
 migrate_service = "migrate"
+reload_services = ["nginx"]
 health_timeout_secs = 120
 "#,
             port = sshd.port,
@@ -627,6 +740,7 @@ health_timeout_secs = 120
         "build images: ok",
         "migrations: ok",
         "app-web healthy: ok",
+        "reload nginx: ok",
         "TLS 1.2 or newer, certificate valid: ok",
         "security headers: ok",
         "API round trip: ok",
@@ -686,73 +800,211 @@ health_timeout_secs = 120
     let (status, body) = two.request("GET", &note_path, None);
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("written before the redeploy"), "{body}");
-    let statuses = one.burst("/api/info", 120);
-    let limited = statuses.iter().filter(|status| **status == 429).count();
-    assert!(
-        limited > 0 && statuses.contains(&200),
-        "the busy client was never limited: {statuses:?}"
+    // The UI in a browser, from the first client: app.js runs to the end under the shipped
+    // Content-Security-Policy without a single report.
+    let served_certificate = work.path().join("served.pem");
+    std::fs::write(&served_certificate, served_certificate_text(https_port)).unwrap();
+    let page = e2e::chromium::visit(
+        first_client.command("chromium"),
+        &format!("https://{SITE}/"),
+        SITE,
+        NGINX_ADDRESS,
+        &e2e::chromium::spki_hash(&served_certificate),
     );
-    let (status, _) = two.request("GET", "/api/info", None);
-    assert_eq!(status, 200, "the other client shares the busy one's limit");
-    eprintln!("rate limits: the busy client got {limited} of 120 answered 429; the other 200");
+    assert!(
+        page.dom.contains(&format!("<title>App {version}</title>")),
+        "app.js set the title from /api/info:\n{}\n{}",
+        page.dom,
+        page.log
+    );
+    assert_eq!(
+        page.csp_reports(),
+        Vec::<&str>::new(),
+        "the UI loads without a CSP report"
+    );
 
-    // Analytics: the same batch from each client, with the same user agent, is two users.
-    for (client, session) in [
-        (&one, "b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0"),
-        (&two, "c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0"),
-    ] {
-        let batch = format!(
-            r#"{{"app":"app-desktop","session_id":"{session}","app_version":"1.0.0","os":"linux","locale":"en","events":[{{"name":"app_started"}}]}}"#
-        );
-        let (status, body) = client.request("POST", "/api/events", Some(&batch));
-        assert_eq!(status, 202, "{body}");
-    }
+    // The release published to the deployed server by `cargo xtask release publish`, run
+    // from the first client as CI runs it against a server on the internet, then checked for
+    // and halted through nginx.
+    first_client
+        .set_hosts(&format!("127.0.0.1 localhost\n{NGINX_ADDRESS} {SITE}\n"))
+        .unwrap();
+    let published_release = first_client
+        .command(e2e::binary("xtask"))
+        .args(["release", "publish", "--server", &format!("https://{SITE}")])
+        .args([
+            "--download-url",
+            &format!("https://downloads.{SITE}/{version}/"),
+        ])
+        .arg("--token-file")
+        .arg(secret_dir.join("admin_token"))
+        .args(["--updater-pubkey", &updater_key])
+        .arg("--out")
+        .arg(work.path().join("release"))
+        .arg(&dist)
+        .env("SSL_CERT_FILE", &pebble_root)
+        .env_remove("GITHUB_REPOSITORY")
+        .env_remove("GITHUB_TOKEN")
+        .output()
+        .unwrap();
+    assert_success(
+        &published_release,
+        "cargo xtask release publish to the stack",
+    );
+    let check_path = |current: &str| {
+        format!(
+            "/api/updates/stable/linux/x86_64/{current}?bundle_type=deb&install_id=0f0f0f0f-1111-4222-8333-444455556666"
+        )
+    };
+    let (status, body) = two.request("GET", &check_path("0.0.1"), None);
+    assert_eq!(status, 200, "the update check through nginx: {body}");
+    let offer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(offer["version"], version.as_str(), "{offer}");
     let (status, body) = one.request_with(
-        "GET",
-        "/api/admin/analytics/daily?days=1",
-        None,
+        "PATCH",
+        &format!("/api/admin/releases/{version}"),
+        Some(r#"{"halted":true}"#),
         &[&format!("authorization: Bearer {admin_token}")],
     );
-    assert_eq!(status, 200, "{body}");
-    let daily: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
-    let users: i64 = daily
-        .iter()
-        .filter(|row| row["name"] == "app_started")
-        .filter_map(|row| row["users"].as_i64())
-        .sum();
-    assert_eq!(users, 2, "two clients are two users: {body}");
+    assert_eq!(status, 200, "the halt through nginx: {body}");
+    let (status, body) = two.request("GET", &check_path("0.0.2"), None);
+    assert_eq!(status, 204, "a check after the halt: {body}");
+    // An answer nginx kept before the halt lasts its max-age (60 s) at most: one check a
+    // second waits for it to turn 204 while the next checks run.
+    let report_id = std::thread::scope(|scope| {
+        let halt_waiter = scope.spawn(|| {
+            let halted_at = std::time::Instant::now();
+            while two.request("GET", &check_path("0.0.1"), None).0 != 204 {
+                assert!(
+                    halted_at.elapsed() < Duration::from_secs(90),
+                    "nginx kept answering the halted release's check for 90 s"
+                );
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            halted_at.elapsed()
+        });
 
-    // Prometheus scrapes every target it is given.
-    let targets = local_servers::wait_for_value(
-        Duration::from_secs(120),
-        "Prometheus to find every target up",
-        || {
-            let (status, body) = e2e::http_get(&format!(
+        // A crash report of the released desktop app: a real minidump of app-desktop from the
+        // published deb, running under Xvfb in the first client's namespace (it can reach only
+        // the stack), uploaded through nginx and symbolicated with the symbols the publish sent.
+        let report_id = upload_desktop_minidump(&dist, work.path(), &first_client, &one, &version);
+        let report = local_servers::wait_for_value(
+            Duration::from_secs(120),
+            "the crash report to be symbolicated",
+            || {
+                let (status, body) = one.request_with(
+                    "GET",
+                    &format!("/api/admin/crashes/reports/{report_id}"),
+                    None,
+                    &[&format!("authorization: Bearer {admin_token}")],
+                );
+                let report: serde_json::Value = serde_json::from_str(&body).ok()?;
+                (status == 200
+                    && report["stack"]
+                        .as_array()
+                        .is_some_and(|frames| !frames.is_empty()))
+                .then_some(report)
+            },
+        )
+        .unwrap();
+        // The frames in app-desktop's own code are named from its symbols; only the system
+        // libraries, whose symbols nobody uploaded, are left as offsets.
+        let named: Vec<&str> = report["stack"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|frame| frame["module"] == "app-desktop")
+            .filter_map(|frame| frame["function"].as_str())
+            .collect();
+        assert!(
+            !named.is_empty(),
+            "no frame of app-desktop is named from its symbols: {report}"
+        );
+        let missing = report["missing_modules"].to_string();
+        assert!(
+            !missing.contains("app-desktop"),
+            "app-desktop's symbols were not found: {report}"
+        );
+        eprintln!(
+            "the crash report names app-desktop's frames, e.g. {:?}",
+            named.first()
+        );
+
+        let statuses = one.burst("/api/info", 120);
+        let limited = statuses.iter().filter(|status| **status == 429).count();
+        assert!(
+            limited > 0 && statuses.contains(&200),
+            "the busy client was never limited: {statuses:?}"
+        );
+        let (status, _) = two.request("GET", "/api/info", None);
+        assert_eq!(status, 200, "the other client shares the busy one's limit");
+        eprintln!("rate limits: the busy client got {limited} of 120 answered 429; the other 200");
+
+        // Analytics: the same batch from each client, with the same user agent, is two users (the
+        // browser's visit above counted a web user of its own).
+        for (client, session) in [
+            (&one, "b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0"),
+            (&two, "c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0"),
+        ] {
+            let batch = format!(
+                r#"{{"app":"app-desktop","session_id":"{session}","app_version":"1.0.0","os":"linux","locale":"en","events":[{{"name":"app_started"}}]}}"#
+            );
+            let (status, body) = client.request("POST", "/api/events", Some(&batch));
+            assert_eq!(status, 202, "{body}");
+        }
+        let (status, body) = one.request_with(
+            "GET",
+            "/api/admin/analytics/daily?days=1",
+            None,
+            &[&format!("authorization: Bearer {admin_token}")],
+        );
+        assert_eq!(status, 200, "{body}");
+        let daily: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+        let users: i64 = daily
+            .iter()
+            .filter(|row| row["app"] == "app-desktop" && row["name"] == "app_started")
+            .filter_map(|row| row["users"].as_i64())
+            .sum();
+        assert_eq!(users, 2, "two clients are two users: {body}");
+
+        // Prometheus scrapes every target it is given.
+        let targets = local_servers::wait_for_value(
+            Duration::from_secs(120),
+            "Prometheus to find every target up",
+            || {
+                let (status, body) = e2e::http_get(&format!(
+                    "http://127.0.0.1:{prometheus_port}/api/v1/targets?state=active"
+                ));
+                let answer: serde_json::Value = serde_json::from_str(&body).ok()?;
+                let targets = answer["data"]["activeTargets"].as_array()?.clone();
+                (status == 200
+                    && !targets.is_empty()
+                    && targets.iter().all(|target| target["health"] == "up"))
+                .then_some(targets)
+            },
+        )
+        .unwrap_or_else(|err| {
+            let (_, body) = e2e::http_get(&format!(
                 "http://127.0.0.1:{prometheus_port}/api/v1/targets?state=active"
             ));
-            let answer: serde_json::Value = serde_json::from_str(&body).ok()?;
-            let targets = answer["data"]["activeTargets"].as_array()?.clone();
-            (status == 200
-                && !targets.is_empty()
-                && targets.iter().all(|target| target["health"] == "up"))
-            .then_some(targets)
-        },
-    )
-    .unwrap_or_else(|err| {
-        let (_, body) = e2e::http_get(&format!(
-            "http://127.0.0.1:{prometheus_port}/api/v1/targets?state=active"
-        ));
-        panic!("{err}: {body}")
+            panic!("{err}: {body}")
+        });
+        let jobs: Vec<&str> = targets
+            .iter()
+            .filter_map(|target| target["labels"]["job"].as_str())
+            .collect();
+        eprintln!("Prometheus: {} targets up: {jobs:?}", targets.len());
+        eprintln!(
+            "figure: the stack's memory when idle {:.0} MiB",
+            stack_memory_mib(&project)
+        );
+        let halt_delay = halt_waiter.join().unwrap();
+        eprintln!(
+            "figure: the halt reached a check nginx had kept after {:.0} s",
+            halt_delay.as_secs_f64()
+        );
+        report_id
     });
-    let jobs: Vec<&str> = targets
-        .iter()
-        .filter_map(|target| target["labels"]["job"].as_str())
-        .collect();
-    eprintln!("Prometheus: {} targets up: {jobs:?}", targets.len());
-    eprintln!(
-        "figure: the stack's memory when idle {:.0} MiB",
-        stack_memory_mib(&project)
-    );
 
     // An induced fault: app-web stopped. Its alert goes from Prometheus through Alertmanager
     // to the webhook; meanwhile the backup service keeps to its schedule, off-site included.
@@ -860,6 +1112,21 @@ health_timeout_secs = 120
     )
     .unwrap();
     assert!(again.contains("written before the redeploy"), "{again}");
+    let (status, body) = one.request_with(
+        "GET",
+        &format!("/api/admin/crashes/reports/{report_id}"),
+        None,
+        &[&format!("authorization: Bearer {admin_token}")],
+    );
+    assert_eq!(
+        status, 200,
+        "the crash report went with down and up: {body}"
+    );
+    assert_eq!(
+        served_certificate_text(https_port),
+        std::fs::read_to_string(&served_certificate).unwrap(),
+        "nginx serves the same certificate after down and up"
+    );
     let listed = compose_on_host(
         &host_docker,
         &["run", "--rm", "--no-deps", "backup", "list", "--json"],
@@ -872,17 +1139,74 @@ health_timeout_secs = 120
         String::from_utf8_lossy(&listed.stdout)
     );
 
-    // The broken version: app-web never starts, the good one is put back, and the note is
-    // still there.
-    let second = deploy(&["--tag", "broken"]);
-    assert!(!second.status.success(), "the broken version deployed");
-    let report = String::from_utf8_lossy(&second.stderr);
+    // A second deploy, of a new tag: the note written before is still there.
+    let next = "next";
+    let published_next = format!("{published}:{next}");
+    let _next_image = Images(vec![published_next.clone()]);
+    assert_success(&docker(&["tag", &good, &published_next]), "docker tag");
+    let second = deploy(&["--tag", next]);
+    assert_success(&second, "the deploy of a new tag");
+    let (status, body) = two.request("GET", &note_path, None);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("written before the redeploy"), "{body}");
+
+    // The broken version: app-web never starts and the new tag is put back. A client asks
+    // for the note twice a second meanwhile; the count of answers that were not 200 is the
+    // downtime a deploy that replaces app-web in place costs.
+    let asking = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let watcher = {
+        let asking = asking.clone();
+        let (netns_name, root, note_path) = (
+            second_client.name.clone(),
+            pebble_root.clone(),
+            note_path.clone(),
+        );
+        std::thread::spawn(move || {
+            let (mut answered, mut failed) = (0usize, 0usize);
+            while asking.load(std::sync::atomic::Ordering::Relaxed) {
+                let status = Command::new("ip")
+                    .args([
+                        "netns",
+                        "exec",
+                        &netns_name,
+                        "curl",
+                        "--silent",
+                        "--noproxy",
+                        "*",
+                    ])
+                    .args(["--max-time", "5", "--output", "/dev/null"])
+                    .args(["--write-out", "%{http_code}"])
+                    .args(["--resolve", &format!("{SITE}:443:{NGINX_ADDRESS}")])
+                    .arg("--cacert")
+                    .arg(&root)
+                    .arg(format!("https://{SITE}{note_path}"))
+                    .output()
+                    .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
+                    .unwrap_or_default();
+                if status == "200" {
+                    answered += 1;
+                } else {
+                    failed += 1;
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            (answered, failed)
+        })
+    };
+    let third = deploy(&["--tag", "broken"]);
+    asking.store(false, std::sync::atomic::Ordering::Relaxed);
+    let (answered, failed) = watcher.join().unwrap();
+    assert!(!third.status.success(), "the broken version deployed");
+    let report = String::from_utf8_lossy(&third.stderr);
     assert!(
-        report.contains(&format!("failed, and {version} is running again")),
+        report.contains(&format!("failed, and {next} is running again")),
         "{report}"
     );
+    eprintln!(
+        "figure: during the broken deploy and its rollback {answered} requests answered 200, {failed} not"
+    );
     let running = containers(&project, "app-web", &["--format", "{{.Image}}"]);
-    assert_eq!(running.trim(), published_good);
+    assert_eq!(running.trim(), published_next);
     let answered = local_servers::wait_for_value(
         Duration::from_secs(60),
         "the note through nginx after the rollback",
@@ -899,23 +1223,25 @@ health_timeout_secs = 120
     assert_eq!(
         std::fs::read_to_string(host_docker.join("local.env")).unwrap(),
         local,
-        "a deploy and its rollback leave the host's settings alone"
+        "deploys and a rollback leave the host's settings alone"
     );
 
-    // The history on the host: the good version deployed, the broken one rolled back.
+    // The history on the host: two tags deployed, the broken one rolled back.
     let history = deploy(&["--history"]);
     assert_success(&history, "deploy --history");
     let records: Vec<serde_json::Value> = String::from_utf8_lossy(&history.stdout)
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
         .collect();
-    assert_eq!(records.len(), 2, "{records:?}");
+    assert_eq!(records.len(), 3, "{records:?}");
     assert_eq!(records[0]["tag"], version.as_str());
     assert_eq!(records[0]["outcome"], "deployed");
-    assert_eq!(records[1]["tag"], "broken");
-    assert_eq!(records[1]["previous"], version.as_str());
+    assert_eq!(records[1]["tag"], next);
+    assert_eq!(records[1]["outcome"], "deployed");
+    assert_eq!(records[2]["tag"], "broken");
+    assert_eq!(records[2]["previous"], next);
     assert_eq!(
-        records[1]["outcome"],
-        format!("rolled back to {version}").as_str()
+        records[2]["outcome"],
+        format!("rolled back to {next}").as_str()
     );
 }
