@@ -34,11 +34,17 @@ pub fn dist_into(out: &Path) -> serde_json::Value {
     dist_into_with(out, &[])
 }
 
-/// [`dist_into`] with `env` set, e.g. the updater's signing key.
+/// [`dist_into`] with `env` set, e.g. the updater's signing key. Tauri's configuration and keys
+/// from the test's own environment are dropped first: a `TAURI_CONFIG` or public key would
+/// make a build of app-desktop that no other test shares.
 pub fn dist_into_with(out: &Path, env: &[(&str, &str)]) -> serde_json::Value {
     let output = Command::new(crate::binary("xtask"))
         .args(["dist", "--out", out.to_str().unwrap()])
         .env_remove("SOURCE_DATE_EPOCH")
+        .env_remove("TAURI_CONFIG")
+        .env_remove("TAURI_SIGNING_PUBLIC_KEY")
+        .env_remove("TAURI_SIGNING_PRIVATE_KEY")
+        .env_remove("TAURI_SIGNING_PRIVATE_KEY_PASSWORD")
         .envs(env.iter().copied())
         .output()
         .expect("run xtask");

@@ -18,11 +18,12 @@ impl flags::Test {
         )?;
         // `--all-features` compiles xtask's `bundler` feature too, so its tests run.
         if has_nextest(sh) {
+            let threads = test_threads().to_string();
             step::run_command(
                 "tests (cargo nextest)",
                 cmd!(
                     sh,
-                    "cargo nextest run --workspace --all-features --locked --no-fail-fast"
+                    "cargo nextest run --workspace --all-features --locked --no-fail-fast --test-threads {threads}"
                 ),
             )?;
             // nextest does not run doctests; cargo test does them alone.
@@ -41,6 +42,13 @@ impl flags::Test {
             )
         }
     }
+}
+
+/// One test more than the processor has cores: the end-to-end tests spend minutes waiting on
+/// servers (an alert's `for`, a certificate, a backup schedule) while another test could use
+/// the processor.
+fn test_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from) + 1
 }
 
 fn has_nextest(sh: &Shell) -> bool {
