@@ -25,7 +25,11 @@ config_dir="${CERTBOT_CONFIG_DIR:-/etc/letsencrypt}"
 name="${domains%%,*}"
 
 bundle="${CERTBOT_CA_BUNDLE_FILE:-}"
-if [ -n "$bundle" ] && [ -e "$bundle" ] && [ ! -c "$bundle" ]; then
+if [ -n "$bundle" ] && [ ! -e "$bundle" ]; then
+    echo "certbot: CERTBOT_CA_BUNDLE_FILE names $bundle, which does not exist" >&2
+    exit 1
+fi
+if [ -n "$bundle" ] && [ ! -c "$bundle" ]; then
     # Docker makes a folder where a named file is missing on the host.
     if [ ! -f "$bundle" ] || [ ! -s "$bundle" ]; then
         echo "certbot: $bundle is not a PEM file; check CERTBOT_CA_BUNDLE in .env (the file beside compose.yaml)" >&2

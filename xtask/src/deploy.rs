@@ -73,6 +73,11 @@ pub struct Environment {
     /// address at start (nginx) finds the container the deploy made.
     #[serde(default)]
     pub reload_services: Vec<String>,
+    /// Whether the host's engine may run the stand-ins of `cargo xtask docker stand-ins`
+    /// (images built from Debian's packages under the official images' names): for test
+    /// hosts only. Without it, a deploy to a host that has any stops before migrating.
+    #[serde(default)]
+    pub allow_stand_ins: bool,
     /// Seconds the service may take to become healthy.
     #[serde(default = "default_health_timeout")]
     pub health_timeout_secs: u64,
@@ -181,6 +186,17 @@ impl Environment {
             .filter(|dir| !dir.is_empty())
             .unwrap_or_else(|| ".".into()))
     }
+}
+
+/// Whether `name` can be a compose service's: letters, digits, `_`, `.` and `-`, starting
+/// with a letter or digit (so never an option).
+fn service_name(name: &str) -> bool {
+    name.chars()
+        .next()
+        .is_some_and(|first| first.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
 /// The variable a `.env` line sets, if it sets one.
@@ -579,6 +595,58 @@ impl Deploy<'_> {
         Ok(())
     }
 
+    /// Fails when the host's engine holds stand-ins (or images built on them), which compose
+    /// would run in place of the real images of the same names.
+    fn refuse_stand_ins(&self) -> anyhow::Result<()> {
+        let label = crate::docker::stand_ins::LABEL;
+        let found = self.remote.run(
+            &format!(
+                "docker images --filter label={label} --format '{{{{.Repository}}}}:{{{{.Tag}}}}'"
+            ),
+            b"",
+        )?;
+        let images: Vec<&str> = found.split_whitespace().collect();
+        anyhow::ensure!(
+            images.is_empty(),
+            "the engine on {} holds stand-ins built from Debian's packages under the official \
+             images' names ({}), which the stack would run instead of the real ones: remove them \
+             (`docker rmi $(docker images --quiet --filter label={label})`) and pull the real \
+             images, or set allow_stand_ins = true if {} is a test host",
+            self.environment.ssh,
+            images.join(", "),
+            self.name
+        );
+        Ok(())
+    }
+
+    /// The environment's service names, or which one could be taken for an option or is
+    /// not a name compose gives a service.
+    fn check_services(&self) -> anyhow::Result<()> {
+        let environment = &self.environment;
+        let named = std::iter::once(("service", &environment.service))
+            .chain(
+                environment
+                    .migrate_service
+                    .iter()
+                    .map(|service| ("migrate_service", service)),
+            )
+            .chain(
+                environment
+                    .reload_services
+                    .iter()
+                    .map(|service| ("reload_services", service)),
+            );
+        for (setting, service) in named {
+            anyhow::ensure!(
+                service_name(service),
+                "{setting} of {} is {service:?}: a compose service's name (letters, digits, \
+                 `_`, `.` and `-`, not first) from the compose files",
+                self.name
+            );
+        }
+        Ok(())
+    }
+
     /// The environment's `smoke_resolve` entries, or which one is not `HOST:PORT:ADDRESS`.
     fn smoke_resolve(&self) -> anyhow::Result<Vec<crate::http::Resolve>> {
         self.environment
@@ -726,9 +794,13 @@ impl Deploy<'_> {
         // Settings that cannot start the stack stop the deploy before anything on the host
         // changes.
         step::run("check the settings", || {
+            self.check_services()?;
             self.smoke_resolve()?;
             self.env_for(tag).map(drop)
         })?;
+        if !self.environment.allow_stand_ins {
+            step::run("no stand-in images on the host", || self.refuse_stand_ins())?;
+        }
         step::run(&format!("upload to {}", self.environment.ssh), || {
             self.upload()
         })?;
@@ -884,6 +956,35 @@ mod tests {
                 config.contains("APP_WEB_BACKUP_S3_BUCKET: app-"),
                 "{name}: backups go off-site"
             );
+            // The services the deploy names are the stack's: a misspelt one would fail a
+            // deploy after app-web is up, and roll a good version back.
+            let named = std::iter::once(&environment.service)
+                .chain(&environment.migrate_service)
+                .chain(&environment.reload_services);
+            for service in named {
+                assert!(
+                    service_name(service) && config.contains(&format!("\n  {service}:\n")),
+                    "{name}: {service} is not a service of the stack"
+                );
+            }
+            assert!(!environment.allow_stand_ins, "{name} is a real host");
+        }
+    }
+
+    #[test]
+    fn service_names_cannot_be_options() {
+        for name in ["nginx", "app-web", "redis_2", "a.b"] {
+            assert!(service_name(name), "{name}");
+        }
+        for name in [
+            "",
+            "-sKILL",
+            "--all",
+            "nginx web",
+            "nginx;reboot",
+            "ünïcode",
+        ] {
+            assert!(!service_name(name), "{name}");
         }
     }
 

@@ -44,11 +44,11 @@ impl flags::Test {
     }
 }
 
-/// One test more than the processor has cores: the end-to-end tests spend minutes waiting on
-/// servers (an alert's `for`, a certificate, a backup schedule) while another test could use
-/// the processor.
+/// Two tests more than the processor has cores: the end-to-end tests spend minutes waiting on
+/// servers (an alert's `for`, a certificate, a backup schedule) or behind Cargo's lock while
+/// other tests could use the processor.
 fn test_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, usize::from) + 1
+    std::thread::available_parallelism().map_or(1, usize::from) + 2
 }
 
 fn has_nextest(sh: &Shell) -> bool {

@@ -2,8 +2,10 @@
 //! an address of its own, for clients and servers that must not look like loopback (a client
 //! nginx should see with its own address; a server containers on a Docker network can reach).
 //! The namespace `NAME` holds `10.<block>.<index>.2/30`, the host side `10.<block>.<index>.1`,
-//! its route to the networks it is given and nowhere else; deleting the namespace on drop
-//! removes both ends. Needs root and iproute2.
+//! its route to the networks it is given and nowhere else. The host forwards what comes from
+//! the namespace to Docker's bridges only (an iptables rule of its own), so nothing leaves
+//! this machine even while the network it routes to does not exist. Dropping it undoes all
+//! of that. Needs root, iproute2 and iptables.
 
 use std::net::Ipv4Addr;
 use std::process::Command;
@@ -23,17 +25,41 @@ pub struct Netns {
 }
 
 fn ip(args: &[&str]) -> anyhow::Result<()> {
-    let output = Command::new("ip")
+    run("ip", args, "iproute2")
+}
+
+fn run(program: &str, args: &[&str], package: &str) -> anyhow::Result<()> {
+    let output = Command::new(program)
         .args(args)
         .output()
-        .context("run ip (package iproute2)")?;
+        .with_context(|| format!("run {program} (package {package})"))?;
     anyhow::ensure!(
         output.status.success(),
-        "ip {} failed: {}",
+        "{program} {} failed: {}",
         args.join(" "),
         String::from_utf8_lossy(&output.stderr).trim()
     );
     Ok(())
+}
+
+/// The host's rule for what the namespace sends through it (`-I` to add it, `-D` to delete):
+/// refused unless it goes out on one of Docker's bridges.
+fn forward_rule<'a>(action: &'a str, host_end: &'a str) -> [&'a str; 10] {
+    [
+        "-w", action, "FORWARD", "-i", host_end, "!", "-o", "br-+", "-j", "REJECT",
+    ]
+}
+
+/// Whether `route` is a private IPv4 network (a Docker network's kind) and not a default.
+fn private_network(route: &str) -> bool {
+    route.split_once('/').is_some_and(|(address, prefix)| {
+        address
+            .parse::<Ipv4Addr>()
+            .is_ok_and(|address| address.is_private() && address.octets()[..2] != [10, BLOCK])
+            && prefix
+                .parse::<u8>()
+                .is_ok_and(|prefix| (8..=32).contains(&prefix))
+    })
 }
 
 impl Netns {
@@ -45,11 +71,13 @@ impl Netns {
             (1..=254).contains(&index) && name.len() <= 11,
             "a test namespace takes an index 1 to 254 and a name of at most 11 characters"
         );
-        let _ = Command::new("ip").args(["netns", "delete", name]).output();
-        let _ = std::fs::remove_dir_all(std::path::Path::new("/etc/netns").join(name));
-        let _ = Command::new("ip")
-            .args(["link", "delete", &format!("{name}-h")])
-            .output();
+        if let Some(route) = routes.iter().find(|route| !private_network(route)) {
+            anyhow::bail!(
+                "a test namespace routes only to private networks such as Docker's (172.16.0.0/12, \
+                 192.168.0.0/16, 10.0.0.0/8 but 10.{BLOCK}/16) given as CIDR, not {route:?}"
+            );
+        }
+        remove(name);
         let address = Ipv4Addr::new(10, BLOCK, index, 2);
         let routed = Command::new("ip")
             .args(["-4", "route", "show", "match", &address.to_string()])
@@ -80,6 +108,7 @@ impl Netns {
             "dev",
             &host_end,
         ])?;
+        run("iptables", &forward_rule("-I", &host_end), "iptables")?;
         ip(&["link", "set", &host_end, "up"])?;
         let inside = |args: &[&str]| {
             let mut all = vec!["netns", "exec", name, "ip"];
@@ -114,11 +143,52 @@ impl Netns {
     }
 }
 
+/// Removes namespace `name`, what runs in it, its link and its forwarding rule, whichever of
+/// them exist.
+fn remove(name: &str) {
+    let pids = Command::new("ip").args(["netns", "pids", name]).output();
+    if let Ok(pids) = pids {
+        for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
+            let _ = Command::new("kill").args(["-KILL", pid]).output();
+        }
+    }
+    let _ = Command::new("ip").args(["netns", "delete", name]).output();
+    let _ = std::fs::remove_dir_all(std::path::Path::new("/etc/netns").join(name));
+    let host_end = format!("{name}-h");
+    let _ = Command::new("ip")
+        .args(["link", "delete", &host_end])
+        .output();
+    while Command::new("iptables")
+        .args(forward_rule("-D", &host_end))
+        .output()
+        .is_ok_and(|output| output.status.success())
+    {}
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(std::path::Path::new("/etc/netns").join(&self.name));
-        let _ = Command::new("ip")
-            .args(["netns", "delete", &self.name])
-            .output();
+        remove(&self.name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::private_network;
+
+    #[test]
+    fn namespaces_route_only_to_private_networks() {
+        for route in ["172.30.201.0/24", "192.168.5.0/24", "10.1.0.0/16"] {
+            assert!(private_network(route), "{route}");
+        }
+        for route in [
+            "default",
+            "0.0.0.0/0",
+            "8.8.8.0/24",
+            "172.30.201.0",
+            "10.254.1.0/24",
+            "172.16.0.0/4",
+        ] {
+            assert!(!private_network(route), "{route}");
+        }
     }
 }

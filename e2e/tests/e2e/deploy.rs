@@ -160,14 +160,25 @@ impl Drop for ComposeDown {
                 let _ = docker(&["rm", "--force", "--volumes", id]);
             }
         }
+        // What `down` leaves when it could not read the project (a broken .env): its volumes,
+        // and its network, whose subnet would stop the next run.
+        let label = format!("label=com.docker.compose.project={}", self.project);
+        for kind in ["volume", "network"] {
+            let listed = docker(&[kind, "ls", "--quiet", "--filter", &label]);
+            for id in String::from_utf8_lossy(&listed.stdout).split_whitespace() {
+                let _ = docker(&[kind, "rm", id]);
+            }
+        }
     }
 }
 
 /// The root mount made shared, as systemd makes it on every host Docker usually runs on (the
-/// node exporter mounts the host's root with `rslave`, which a private root refuses), and put
-/// back as it was found when the test ends.
+/// node exporter mounts the host's root with `rslave`, which Docker refuses on a root that is
+/// neither shared nor a slave), and put back as it was found when the test ends. Only the root
+/// mount itself changes, not those under it.
 struct SharedRoot {
-    was: String,
+    /// The flags that put it back, none when it was shared already.
+    restore: Vec<&'static str>,
 }
 
 impl SharedRoot {
@@ -176,27 +187,37 @@ impl SharedRoot {
             .args(["--noheadings", "--output", "PROPAGATION", "/"])
             .output()
             .expect("run findmnt (package util-linux)");
+        assert_success(&found, "findmnt of /");
         let was = String::from_utf8_lossy(&found.stdout).trim().to_owned();
-        if was != "shared" {
-            let made = Command::new("mount")
-                .args(["--make-rshared", "/"])
-                .output()
-                .unwrap();
-            assert_success(&made, "mount --make-rshared /");
+        let kinds: Vec<&str> = was.split(',').collect();
+        if kinds.contains(&"shared") {
+            return Self {
+                restore: Vec::new(),
+            };
         }
-        Self { was }
+        // Propagation is one of private, slave (with or without shared) and unbindable.
+        let mut restore = vec![if kinds.contains(&"slave") {
+            "--make-slave"
+        } else {
+            "--make-private"
+        }];
+        if kinds.contains(&"unbindable") {
+            restore = vec!["--make-unbindable"];
+        }
+        let made = Command::new("mount")
+            .args(["--make-shared", "/"])
+            .output()
+            .unwrap();
+        assert_success(&made, "mount --make-shared /");
+        Self { restore }
     }
 }
 
 impl Drop for SharedRoot {
     fn drop(&mut self) {
-        let flag = match self.was.as_str() {
-            "private" => "--make-rprivate",
-            "slave" => "--make-rslave",
-            "unbindable" => "--make-runbindable",
-            _ => return,
-        };
-        let _ = Command::new("mount").args([flag, "/"]).output();
+        for flag in &self.restore {
+            let _ = Command::new("mount").args([flag, "/"]).output();
+        }
     }
 }
 
@@ -252,6 +273,15 @@ impl Client<'_> {
         let text = String::from_utf8_lossy(&output.stdout).into_owned();
         let (body, status) = text.rsplit_once('\n').unwrap_or(("", "0"));
         (status.trim().parse().unwrap_or(0), body.to_owned())
+    }
+
+    /// The body of a GET of `path` once it answers 200, trying for `seconds`.
+    fn wait_for_ok(&self, path: &str, seconds: u64, what: &str) -> String {
+        local_servers::wait_for_value(Duration::from_secs(seconds), what, || {
+            let (status, body) = self.request("GET", path, None);
+            (status == 200).then_some(body)
+        })
+        .unwrap()
     }
 
     /// The statuses of `count` GETs of `path` made one after another on one connection.
@@ -475,13 +505,19 @@ fn the_whole_stack_deploys_serves_clients_from_outside_and_rolls_back_a_broken_v
     let engine = DockerEngine::ensure().unwrap();
     eprintln!("docker engine started here: {}", engine.started_here());
     let _shared_root = SharedRoot::ensure();
-    // The stand-ins wait mostly on Debian's mirrors and the release build on the processor:
-    // both at once.
-    let stand_ins = std::thread::spawn(|| {
-        make_base();
-        xtask(&["docker", "stand-ins"])
-    });
     let work = tempfile::tempdir().unwrap();
+    // The stand-ins wait mostly on Debian's mirrors and the release build on the processor:
+    // both at once, the stand-ins stopped if the test ends first.
+    make_base();
+    let stand_ins_log = work.path().join("stand-ins.log");
+    let mut stand_ins = KillOnDrop(
+        Command::new(e2e::binary("xtask"))
+            .args(["docker", "stand-ins"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stand_ins_log).unwrap())
+            .spawn()
+            .expect("run xtask docker stand-ins"),
+    );
     // A release signed with an updater key of the test's own, whose public half the deployed
     // update server is given. The key is not built into the app (only its crash reports are
     // used here), so the build is the one the other dist tests and CI's dist step share.
@@ -515,9 +551,13 @@ fn the_whole_stack_deploys_serves_clients_from_outside_and_rolls_back_a_broken_v
     };
     let commit_tag = format!("{repository}:{}{dirty}", &commit[..12]);
     let _images = Images(vec![good.clone(), broken.clone(), commit_tag]);
-    let stand_ins = stand_ins.join().expect("the stand-ins' thread");
-    assert_success(&stand_ins, "xtask docker stand-ins");
-    eprint!("{}", String::from_utf8_lossy(&stand_ins.stderr));
+    let built_stand_ins = stand_ins.0.wait().unwrap();
+    let stand_ins_report = std::fs::read_to_string(&stand_ins_log).unwrap();
+    assert!(
+        built_stand_ins.success(),
+        "xtask docker stand-ins failed:\n{stand_ins_report}"
+    );
+    eprint!("{stand_ins_report}");
     build_image(&dist, &repository);
     // The broken version: the same binary asked to serve with a command it does not have, so
     // its migrations run but app-web never starts.
@@ -630,7 +670,16 @@ fn the_whole_stack_deploys_serves_clients_from_outside_and_rolls_back_a_broken_v
         .trim()
         .to_owned();
     std::fs::copy(pebble.api_certificate(), host_docker.join("acme-ca.pem")).unwrap();
-    let local = "# set on the host by its operator\nCERTBOT_CA_BUNDLE=./acme-ca.pem\nHOST_ONLY_SETTING=kept\n";
+    // The site's name is the test's own and no DNS knows it: the blackbox exporter, which
+    // probes the site as the internet reaches it, is told its address as split-horizon DNS
+    // would, so it asks no resolver outside the machine. An override of the host's own, named
+    // in .env so that plain `docker-compose` there reads it too.
+    std::fs::write(
+        host_docker.join("site-address.yaml"),
+        format!("services:\n  blackbox-exporter:\n    extra_hosts: [\"{SITE}:{NGINX_ADDRESS}\"]\n"),
+    )
+    .unwrap();
+    let local = "# set on the host by its operator\nCERTBOT_CA_BUNDLE=./acme-ca.pem\nCOMPOSE_FILE=compose.yaml:site-address.yaml\nHOST_ONLY_SETTING=kept\n";
     std::fs::write(host_docker.join("local.env"), local).unwrap();
     let identity = work.path().join("backup-identity.txt");
     assert_success(
@@ -690,12 +739,13 @@ smoke_resolve = ["{SITE}:{https_port}:127.0.0.1"]
 certificate_timeout_secs = 300
 compose = "docker-compose"
 root = "{root}"
-files = ["docker", "nginx"]
-compose_files = ["docker/compose.yaml"]
+files = [".dockerignore", "docker", "nginx"]
+compose_files = ["docker/compose.yaml", "docker/site-address.yaml"]
 env_file = "test.env"
 image = "{published}"
 migrate_service = "migrate"
 reload_services = ["nginx"]
+allow_stand_ins = true
 health_timeout_secs = 120
 "#,
             port = sshd.port,
@@ -783,6 +833,10 @@ health_timeout_secs = 120
         );
     }
     eprintln!("not run here (Debian does not package them): grafana, loki, alloy");
+    eprintln!(
+        "figure: the stack's memory right after the first deploy {:.0} MiB",
+        stack_memory_mib(&project)
+    );
 
     // Two clients from two addresses: the notes API round trip through nginx, then one of
     // them busy enough to be limited while the other is still served.
@@ -1000,7 +1054,7 @@ health_timeout_secs = 120
             .collect();
         eprintln!("Prometheus: {} targets up: {jobs:?}", targets.len());
         eprintln!(
-            "figure: the stack's memory when idle {:.0} MiB",
+            "figure: the stack's memory when idle after the traffic above {:.0} MiB",
             stack_memory_mib(&project)
         );
         let halt_delay = halt_waiter.join().unwrap();
@@ -1107,15 +1161,7 @@ health_timeout_secs = 120
     assert_success(&down, "docker-compose down");
     let up = compose_on_host(&host_docker, &["up", "--detach", "--no-build"]);
     assert_success(&up, "docker-compose up");
-    let again = local_servers::wait_for_value(
-        Duration::from_secs(180),
-        "the note through nginx after down and up",
-        || {
-            let (status, body) = two.request("GET", &note_path, None);
-            (status == 200).then_some(body)
-        },
-    )
-    .unwrap();
+    let again = two.wait_for_ok(&note_path, 180, "the note through nginx after down and up");
     assert!(again.contains("written before the redeploy"), "{again}");
     let (status, body) = one.request_with(
         "GET",
@@ -1212,15 +1258,7 @@ health_timeout_secs = 120
     );
     let running = containers(&project, "app-web", &["--format", "{{.Image}}"]);
     assert_eq!(running.trim(), published_next);
-    let answered = local_servers::wait_for_value(
-        Duration::from_secs(60),
-        "the note through nginx after the rollback",
-        || {
-            let (status, body) = two.request("GET", &note_path, None);
-            (status == 200).then_some(body)
-        },
-    )
-    .unwrap();
+    let answered = two.wait_for_ok(&note_path, 60, "the note through nginx after the rollback");
     assert!(
         answered.contains("written before the redeploy"),
         "{answered}"
@@ -1248,5 +1286,35 @@ health_timeout_secs = 120
     assert_eq!(
         records[2]["outcome"],
         format!("rolled back to {next}").as_str()
+    );
+
+    // An environment that is not marked as a test host refuses an engine holding stand-ins,
+    // before anything on the host changes.
+    let real_host = work.path().join("real-host.toml");
+    std::fs::write(
+        &real_host,
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("allow_stand_ins = true\n", ""),
+    )
+    .unwrap();
+    let refused = xtask(&[
+        "deploy",
+        "--env",
+        "test",
+        "--config",
+        real_host.to_str().unwrap(),
+        "--tag",
+        &version,
+    ]);
+    let report = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && report.contains("allow_stand_ins"),
+        "{report}"
+    );
+    assert_eq!(
+        containers(&project, "app-web", &["--format", "{{.Image}}"]).trim(),
+        published_next,
+        "the refused deploy changed nothing"
     );
 }
