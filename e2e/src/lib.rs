@@ -331,6 +331,16 @@ impl DesktopRun {
         home: &std::path::Path,
         env: &[(&str, &str)],
     ) -> Self {
+        Self::start_command(Command::new(binary), xvfb, home, env)
+    }
+
+    /// [`DesktopRun::start`] of `command` as given, e.g. the app run in a network namespace.
+    pub fn start_command(
+        mut command: Command,
+        xvfb: &local_servers::Xvfb,
+        home: &std::path::Path,
+        env: &[(&str, &str)],
+    ) -> Self {
         std::fs::create_dir_all(home).unwrap();
         let log = home.join(format!(
             "app-desktop-{}.log",
@@ -339,7 +349,8 @@ impl DesktopRun {
                 .unwrap()
                 .as_nanos()
         ));
-        let child = Command::new(binary)
+        let program = command.get_program().to_owned();
+        let child = command
             .env("DISPLAY", xvfb.display())
             .env("WEBKIT_DISABLE_COMPOSITING_MODE", "1")
             .env("XDG_CONFIG_HOME", home.join("config"))
@@ -349,7 +360,7 @@ impl DesktopRun {
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
-            .unwrap_or_else(|err| panic!("start {}: {err}", binary.display()));
+            .unwrap_or_else(|err| panic!("start {}: {err}", program.display()));
         Self { child, log }
     }
 

@@ -22,12 +22,15 @@ pub fn workspace_version() -> String {
         .to_owned()
 }
 
+/// The built xtask binary with `args`, without the caller's `SOURCE_DATE_EPOCH`.
+pub fn xtask_command(args: &[&str]) -> Command {
+    let mut command = Command::new(crate::binary("xtask"));
+    command.args(args).env_remove("SOURCE_DATE_EPOCH");
+    command
+}
+
 pub fn xtask(args: &[&str]) -> Output {
-    Command::new(crate::binary("xtask"))
-        .args(args)
-        .env_remove("SOURCE_DATE_EPOCH")
-        .output()
-        .expect("run xtask")
+    xtask_command(args).output().expect("run xtask")
 }
 
 pub fn dist_into(out: &Path) -> serde_json::Value {
@@ -38,9 +41,7 @@ pub fn dist_into(out: &Path) -> serde_json::Value {
 /// from the test's own environment are dropped first: a `TAURI_CONFIG` or public key would
 /// make a build of app-desktop that no other test shares.
 pub fn dist_into_with(out: &Path, env: &[(&str, &str)]) -> serde_json::Value {
-    let output = Command::new(crate::binary("xtask"))
-        .args(["dist", "--out", out.to_str().unwrap()])
-        .env_remove("SOURCE_DATE_EPOCH")
+    let output = xtask_command(&["dist", "--out", out.to_str().unwrap()])
         .env_remove("TAURI_CONFIG")
         .env_remove("TAURI_SIGNING_PUBLIC_KEY")
         .env_remove("TAURI_SIGNING_PRIVATE_KEY")

@@ -174,6 +174,21 @@ impl Environment {
         }
     }
 
+    /// Every service the settings name, with the setting that names it.
+    fn named_services(&self) -> impl Iterator<Item = (&'static str, &String)> {
+        std::iter::once(("service", &self.service))
+            .chain(
+                self.migrate_service
+                    .iter()
+                    .map(|service| ("migrate_service", service)),
+            )
+            .chain(
+                self.reload_services
+                    .iter()
+                    .map(|service| ("reload_services", service)),
+            )
+    }
+
     /// The folder `.env` goes in, relative to the deploy folder: the first compose file's.
     pub fn env_dir(&self) -> anyhow::Result<String> {
         let first = self
@@ -622,21 +637,7 @@ impl Deploy<'_> {
     /// The environment's service names, or which one could be taken for an option or is
     /// not a name compose gives a service.
     fn check_services(&self) -> anyhow::Result<()> {
-        let environment = &self.environment;
-        let named = std::iter::once(("service", &environment.service))
-            .chain(
-                environment
-                    .migrate_service
-                    .iter()
-                    .map(|service| ("migrate_service", service)),
-            )
-            .chain(
-                environment
-                    .reload_services
-                    .iter()
-                    .map(|service| ("reload_services", service)),
-            );
-        for (setting, service) in named {
+        for (setting, service) in self.environment.named_services() {
             anyhow::ensure!(
                 service_name(service),
                 "{setting} of {} is {service:?}: a compose service's name (letters, digits, \
@@ -958,10 +959,7 @@ mod tests {
             );
             // The services the deploy names are the stack's: a misspelt one would fail a
             // deploy after app-web is up, and roll a good version back.
-            let named = std::iter::once(&environment.service)
-                .chain(&environment.migrate_service)
-                .chain(&environment.reload_services);
-            for service in named {
+            for (_, service) in environment.named_services() {
                 assert!(
                     service_name(service) && config.contains(&format!("\n  {service}:\n")),
                     "{name}: {service} is not a service of the stack"

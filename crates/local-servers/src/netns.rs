@@ -130,9 +130,7 @@ impl Netns {
         command.args(["netns", "exec", &self.name]).arg(program);
         command
     }
-}
 
-impl Netns {
     /// Gives the namespace's programs `text` as their /etc/hosts (`ip netns exec` mounts
     /// /etc/netns/NAME/hosts over it), removed with the namespace.
     pub fn set_hosts(&self, text: &str) -> anyhow::Result<()> {

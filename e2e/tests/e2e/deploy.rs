@@ -177,8 +177,8 @@ impl Drop for ComposeDown {
 /// neither shared nor a slave), and put back as it was found when the test ends. Only the root
 /// mount itself changes, not those under it.
 struct SharedRoot {
-    /// The flags that put it back, none when it was shared already.
-    restore: Vec<&'static str>,
+    /// The flag that puts it back, none when it was shared already.
+    restore: Option<&'static str>,
 }
 
 impl SharedRoot {
@@ -191,19 +191,16 @@ impl SharedRoot {
         let was = String::from_utf8_lossy(&found.stdout).trim().to_owned();
         let kinds: Vec<&str> = was.split(',').collect();
         if kinds.contains(&"shared") {
-            return Self {
-                restore: Vec::new(),
-            };
+            return Self { restore: None };
         }
         // Propagation is one of private, slave (with or without shared) and unbindable.
-        let mut restore = vec![if kinds.contains(&"slave") {
+        let restore = Some(if kinds.contains(&"unbindable") {
+            "--make-unbindable"
+        } else if kinds.contains(&"slave") {
             "--make-slave"
         } else {
             "--make-private"
-        }];
-        if kinds.contains(&"unbindable") {
-            restore = vec!["--make-unbindable"];
-        }
+        });
         let made = Command::new("mount")
             .args(["--make-shared", "/"])
             .output()
@@ -215,7 +212,7 @@ impl SharedRoot {
 
 impl Drop for SharedRoot {
     fn drop(&mut self) {
-        for flag in &self.restore {
+        if let Some(flag) = self.restore {
             let _ = Command::new("mount").args([flag, "/"]).output();
         }
     }
@@ -238,6 +235,18 @@ struct Client<'a> {
 }
 
 impl Client<'_> {
+    /// curl in the client's namespace, giving up after `max_time` seconds, reaching the site
+    /// at nginx's address and trusting `root`.
+    fn curl(&self, max_time: &str) -> Command {
+        let mut command = self.netns.command("curl");
+        command
+            .args(["--silent", "--noproxy", "*", "--max-time", max_time])
+            .args(["--resolve", &format!("{SITE}:443:{NGINX_ADDRESS}")])
+            .arg("--cacert")
+            .arg(self.root);
+        command
+    }
+
     /// `method path` with an optional JSON body: the status (0 when nothing answered) and body.
     fn request(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
         self.request_with(method, path, body, &[])
@@ -251,16 +260,11 @@ impl Client<'_> {
         body: Option<&str>,
         headers: &[&str],
     ) -> (u16, String) {
-        let mut command = self.netns.command("curl");
+        let mut command = self.curl("10");
         for header in headers {
             command.args(["--header", header]);
         }
-        command
-            .args(["--silent", "--noproxy", "*", "--max-time", "10"])
-            .args(["--resolve", &format!("{SITE}:443:{NGINX_ADDRESS}")])
-            .arg("--cacert")
-            .arg(self.root)
-            .args(["--request", method, "--write-out", "\n%{http_code}"]);
+        command.args(["--request", method, "--write-out", "\n%{http_code}"]);
         if let Some(body) = body {
             command
                 .args(["--header", "content-type: application/json"])
@@ -287,13 +291,8 @@ impl Client<'_> {
     /// The statuses of `count` GETs of `path` made one after another on one connection.
     fn burst(&self, path: &str, count: usize) -> Vec<u16> {
         let url = format!("https://{SITE}{path}");
-        let mut command = self.netns.command("curl");
-        command
-            .args(["--silent", "--noproxy", "*", "--max-time", "30"])
-            .args(["--resolve", &format!("{SITE}:443:{NGINX_ADDRESS}")])
-            .arg("--cacert")
-            .arg(self.root)
-            .args(["--output", "/dev/null", "--write-out", "%{http_code}\n"]);
+        let mut command = self.curl("30");
+        command.args(["--output", "/dev/null", "--write-out", "%{http_code}\n"]);
         for _ in 0..count {
             command.arg(&url);
         }
@@ -388,15 +387,9 @@ fn container_logs(name: &str) -> String {
     )
 }
 
-/// Runs app-desktop from the deb in `dist` in `netns` under Xvfb, takes a minidump of it and
-/// uploads it through nginx as a crash report of `version`; the report's id.
-fn upload_desktop_minidump(
-    dist: &Path,
-    work: &Path,
-    netns: &Netns,
-    client: &Client,
-    version: &str,
-) -> String {
+/// Runs app-desktop from the deb in `dist` in the client's namespace under Xvfb, takes a
+/// minidump of it and uploads it through nginx as a crash report of `version`; the report's id.
+fn upload_desktop_minidump(dist: &Path, work: &Path, client: &Client, version: &str) -> String {
     let deb = std::fs::read_dir(dist)
         .unwrap()
         .map(|entry| entry.unwrap().path())
@@ -411,40 +404,27 @@ fn upload_desktop_minidump(
         .unwrap();
     assert_success(&unpacked, "dpkg-deb -x");
     let xvfb = local_servers::Xvfb::start().expect("start Xvfb");
-    let home = work.join("desktop-home");
-    std::fs::create_dir_all(&home).unwrap();
-    let mut app = KillOnDrop(
-        netns
-            .command(root.join("usr/bin/app-desktop"))
-            .env("DISPLAY", xvfb.display())
-            .env("WEBKIT_DISABLE_COMPOSITING_MODE", "1")
-            .env("XDG_CONFIG_HOME", home.join("config"))
-            .env("XDG_DATA_HOME", home.join("data"))
-            .env("XDG_CACHE_HOME", home.join("cache"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(home.join("app.log")).unwrap())
-            .spawn()
-            .expect("start app-desktop"),
+    let mut app = e2e::DesktopRun::start_command(
+        client.netns.command(root.join("usr/bin/app-desktop")),
+        &xvfb,
+        &work.join("desktop-home"),
+        &[],
     );
     // Running with its window up: the main thread is in the app's event loop.
     std::thread::sleep(Duration::from_secs(5));
     assert!(
-        app.0.try_wait().unwrap().is_none(),
+        app.child.try_wait().unwrap().is_none(),
         "app-desktop ended early: {}",
-        std::fs::read_to_string(home.join("app.log")).unwrap_or_default()
+        app.log()
     );
-    let dump = e2e::minidump_of(&mut app.0);
+    let dump = e2e::minidump_of(&mut app.child);
     let dump_file = work.join("app-desktop.dmp");
     std::fs::write(&dump_file, dump).unwrap();
     let metadata = format!(
         r#"{{"report_id":"5a5a5a5a-1111-4222-8333-444455556666","product":"app-desktop","version":"{version}","channel":"stable","os":"linux","arch":"x86_64"}}"#
     );
-    let mut command = client.netns.command("curl");
-    let output = command
-        .args(["--silent", "--noproxy", "*", "--max-time", "30"])
-        .args(["--resolve", &format!("{SITE}:443:{NGINX_ADDRESS}")])
-        .arg("--cacert")
-        .arg(client.root)
+    let output = client
+        .curl("30")
         .args(["--write-out", "\n%{http_code}"])
         .args([
             "--form",
@@ -511,8 +491,7 @@ fn the_whole_stack_deploys_serves_clients_from_outside_and_rolls_back_a_broken_v
     make_base();
     let stand_ins_log = work.path().join("stand-ins.log");
     let mut stand_ins = KillOnDrop(
-        Command::new(e2e::binary("xtask"))
-            .args(["docker", "stand-ins"])
+        support::xtask_command(&["docker", "stand-ins"])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&stand_ins_log).unwrap())
             .spawn()
@@ -946,7 +925,7 @@ health_timeout_secs = 120
         // A crash report of the released desktop app: a real minidump of app-desktop from the
         // published deb, running under Xvfb in the first client's namespace (it can reach only
         // the stack), uploaded through nginx and symbolicated with the symbols the publish sent.
-        let report_id = upload_desktop_minidump(&dist, work.path(), &first_client, &one, &version);
+        let report_id = upload_desktop_minidump(&dist, work.path(), &one, &version);
         let report = local_servers::wait_for_value(
             Duration::from_secs(120),
             "the crash report to be symbolicated",
@@ -1204,32 +1183,14 @@ health_timeout_secs = 120
     // The broken version: app-web never starts and the new tag is put back. A client asks
     // for the note twice a second meanwhile; the count of answers that were not 200 is the
     // downtime a deploy that replaces app-web in place costs.
-    let asking = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let watcher = {
-        let asking = asking.clone();
-        let (netns_name, root, note_path) = (
-            second_client.name.clone(),
-            pebble_root.clone(),
-            note_path.clone(),
-        );
-        std::thread::spawn(move || {
+    let asking = std::sync::atomic::AtomicBool::new(true);
+    let (third, answered, failed) = std::thread::scope(|scope| {
+        let watcher = scope.spawn(|| {
             let (mut answered, mut failed) = (0usize, 0usize);
             while asking.load(std::sync::atomic::Ordering::Relaxed) {
-                let status = Command::new("ip")
-                    .args([
-                        "netns",
-                        "exec",
-                        &netns_name,
-                        "curl",
-                        "--silent",
-                        "--noproxy",
-                        "*",
-                    ])
-                    .args(["--max-time", "5", "--output", "/dev/null"])
-                    .args(["--write-out", "%{http_code}"])
-                    .args(["--resolve", &format!("{SITE}:443:{NGINX_ADDRESS}")])
-                    .arg("--cacert")
-                    .arg(&root)
+                let status = two
+                    .curl("5")
+                    .args(["--output", "/dev/null", "--write-out", "%{http_code}"])
                     .arg(format!("https://{SITE}{note_path}"))
                     .output()
                     .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
@@ -1242,11 +1203,12 @@ health_timeout_secs = 120
                 std::thread::sleep(Duration::from_millis(500));
             }
             (answered, failed)
-        })
-    };
-    let third = deploy(&["--tag", "broken"]);
-    asking.store(false, std::sync::atomic::Ordering::Relaxed);
-    let (answered, failed) = watcher.join().unwrap();
+        });
+        let third = deploy(&["--tag", "broken"]);
+        asking.store(false, std::sync::atomic::Ordering::Relaxed);
+        let (answered, failed) = watcher.join().unwrap();
+        (third, answered, failed)
+    });
     assert!(!third.status.success(), "the broken version deployed");
     let report = String::from_utf8_lossy(&third.stderr);
     assert!(
