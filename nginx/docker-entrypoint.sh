@@ -7,6 +7,11 @@
 #   docker-entrypoint.sh              start nginx
 #   docker-entrypoint.sh render DIR   only render into DIR (the tests compare this rendering
 #                                     with xtask's)
+#   docker-entrypoint.sh upstream [HOST:PORT...]
+#                                     in the running container: proxy every new request to
+#                                     these addresses (none: back to NGINX_UPSTREAM), by a
+#                                     reload, not a restart. `cargo xtask deploy` uses it to
+#                                     switch to a new app-web it started beside the old one.
 set -eu
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -38,6 +43,62 @@ if [ "${1:-}" = render ]; then
 fi
 
 conf_dir="${NGINX_RUNTIME_DIR:?set NGINX_RUNTIME_DIR}/conf"
+
+# The master's children (workers, cache manager) by process id: nginx runs as PID 1 here.
+children() {
+    for stat in /proc/[0-9]*/stat; do
+        { read -r pid _ _ parent _ < "$stat"; } 2>/dev/null || continue
+        if [ "$parent" = 1 ]; then echo "$pid"; fi
+    done
+}
+
+if [ "${1:-}" = upstream ]; then
+    shift
+    upstream="${NGINX_UPSTREAM:?set NGINX_UPSTREAM}"
+    if [ "$#" -gt 0 ]; then
+        upstream=""
+        for address in "$@"; do
+            case "$address" in
+                *[!A-Za-z0-9.:_-]* | *:*:* | :* | *:) ;;
+                *:*) upstream="${upstream:+$upstream;
+        server }$address"
+                    continue ;;
+            esac
+            echo "nginx: upstream: '$address' is not HOST:PORT (letters, digits, '.', '_', '-')" >&2
+            exit 2
+        done
+    fi
+    cp "$conf_dir/nginx.conf" "$conf_dir/nginx.conf.previous"
+    NGINX_UPSTREAM="$upstream" render "$conf_dir"
+    if ! nginx -t -q -c "$conf_dir/nginx.conf"; then
+        mv "$conf_dir/nginx.conf.previous" "$conf_dir/nginx.conf"
+        echo "nginx: upstream: nginx refuses the configuration for $*; nothing changed" >&2
+        exit 1
+    fi
+    rm -f "$conf_dir/nginx.conf.previous"
+    before="$(children)"
+    kill -HUP 1
+    # The workers that served the old configuration finish their requests and exit; only
+    # then has every request left the old upstream. Waited for up to
+    # NGINX_RELOAD_WAIT_SECS (30) seconds.
+    waited=0
+    while :; do
+        left=""
+        for pid in $before; do
+            if [ -e "/proc/$pid" ]; then left="$left $pid"; fi
+        done
+        [ -z "$left" ] && break
+        if [ "$waited" -ge "${NGINX_RELOAD_WAIT_SECS:-30}" ]; then
+            echo "nginx: upstream: workers of the old configuration still run after ${waited}s:$left" >&2
+            break
+        fi
+        sleep 1
+        waited=$((waited + 1))
+    done
+    echo "nginx: proxying to ${*:-$NGINX_UPSTREAM}; the old workers finished within ${waited}s"
+    exit 0
+fi
+
 render "$conf_dir"
 sh "$here/certificate-link.sh" self-signed
 live="/etc/letsencrypt/live/${NGINX_SERVER_NAME:?set NGINX_SERVER_NAME}"

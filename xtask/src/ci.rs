@@ -105,3 +105,21 @@ mod tests {
         }
     }
 }
+
+/// In a GitHub Actions step (`GITHUB_OUTPUT` set), makes `name=value` one of its outputs for
+/// later steps; elsewhere nothing. `value` is one line.
+pub fn github_output(name: &str, value: &str) -> anyhow::Result<()> {
+    let Ok(output) = std::env::var("GITHUB_OUTPUT") else {
+        return Ok(());
+    };
+    anyhow::ensure!(
+        !value.contains('\n') && !value.contains('\r'),
+        "a step output is one line: {name} is {value:?}"
+    );
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&output)
+        .and_then(|mut file| writeln!(file, "{name}={value}"))
+        .with_context(|| format!("append {name} to {output}"))
+}

@@ -1,12 +1,15 @@
 //! `cargo xtask deploy --env NAME --tag TAG`: the compose stack of one environment, deployed to
 //! its host over SSH. The files the environment lists are uploaded (a tar stream into the
 //! deploy folder), `.env` is written from the environment's settings with the new image, the
-//! image is pulled unless the host has it, the images the compose files build are built,
-//! migrations run, the services come up, the app's health check must pass, the proxy is told
-//! to look up the app's new container and `cargo xtask smoke` must pass against the
-//! environment's URL. If any of that fails, the previous tag is put back the same way and the
-//! command says so. Every attempt and its outcome is a line in `.deploy/history.jsonl` on the
-//! host.
+//! image is pulled unless the host has it, the images the compose files build are built and
+//! migrations run. With a `proxy_service` and the app running, the new app starts beside the
+//! old one and must be healthy and pass `cargo xtask smoke` on its own address (through an SSH
+//! tunnel); only then does nginx switch to it, by a reload, and the old one finish its
+//! requests and stop, so no request is dropped, and a new version that fails leaves the old
+//! one serving with the settings put back. Otherwise (the first deploy, or no proxy) the
+//! services come up in place. Then the smoke test must pass against the environment's URL; if
+//! it fails after the switch, the previous tag is put back the same way. Every attempt and
+//! its outcome is a line in `.deploy/history.jsonl` on the host.
 //!
 //! Environments live in `deploy/environments.toml` (or `--config`); SSH uses the key and
 //! known-hosts file the environment names (or `DEPLOY_SSH_KEY` / `DEPLOY_KNOWN_HOSTS` holding
@@ -69,10 +72,19 @@ pub struct Environment {
     pub service: String,
     /// A one-shot service that applies the migrations, run before the others come up.
     pub migrate_service: Option<String>,
-    /// Services sent SIGHUP once the app is healthy, so a proxy that resolved the app's
-    /// address at start (nginx) finds the container the deploy made.
-    #[serde(default)]
-    pub reload_services: Vec<String>,
+    /// The service built from docker/backup.Dockerfile: before the migrations of any deploy
+    /// but a host's first, `run` in it takes a backup, whose name the deploy history keeps
+    /// (what to restore if the new schema has to be undone).
+    pub backup_service: Option<String>,
+    /// The service that proxies to `service`, built from docker/nginx.Dockerfile. With it, a
+    /// deploy starts the new version beside the running one, smoke-tests it on its own
+    /// address, switches the proxy to it (a reload, not a restart) and lets the old one finish
+    /// its requests before it stops: no request is dropped, and a new version that fails
+    /// leaves the old one serving. Without it, `service` is replaced in place.
+    pub proxy_service: Option<String>,
+    /// The port `service` listens on inside its container.
+    #[serde(default = "default_service_port")]
+    pub service_port: u16,
     /// Whether the host's engine may run the stand-ins of `cargo xtask docker stand-ins`
     /// (images built from Debian's packages under the official images' names): for test
     /// hosts only. Without it, a deploy to a host that has any stops before migrating.
@@ -98,6 +110,9 @@ fn default_image_variable() -> String {
 }
 fn default_service() -> String {
     "app-web".into()
+}
+fn default_service_port() -> u16 {
+    8080
 }
 fn default_health_timeout() -> u64 {
     180
@@ -183,9 +198,14 @@ impl Environment {
                     .map(|service| ("migrate_service", service)),
             )
             .chain(
-                self.reload_services
+                self.backup_service
                     .iter()
-                    .map(|service| ("reload_services", service)),
+                    .map(|service| ("backup_service", service)),
+            )
+            .chain(
+                self.proxy_service
+                    .iter()
+                    .map(|service| ("proxy_service", service)),
             )
     }
 
@@ -377,6 +397,61 @@ impl<'a> Remote<'a> {
     }
 }
 
+/// A port on 127.0.0.1 that SSH forwards to an address the host reaches; closed on drop.
+struct Tunnel {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl std::fmt::Display for Tunnel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Tunnel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Remote<'_> {
+    /// Forwards a local port to `address:port` as the host sees it (a container's address on
+    /// the stack's network), for as long as the tunnel lives.
+    fn forward(&self, address: &std::net::Ipv4Addr, port: u16) -> anyhow::Result<Tunnel> {
+        let local = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .context("find a free port on 127.0.0.1")?
+            .port();
+        let log = tempfile::NamedTempFile::new().context("make a file for ssh's messages")?;
+        let child = std::process::Command::new("ssh")
+            .args(&self.options)
+            .args(["-N", "-o", "ExitOnForwardFailure=yes", "-L"])
+            .arg(format!("127.0.0.1:{local}:{address}:{port}"))
+            .arg(&self.target)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log.reopen().context("open ssh's messages")?)
+            .spawn()
+            .context("run ssh")?;
+        let mut tunnel = Tunnel { child, port: local };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", local)).is_err() {
+            let exited = tunnel.child.try_wait().context("wait for ssh")?;
+            if exited.is_some() || Instant::now() > deadline {
+                anyhow::bail!(
+                    "ssh did not forward 127.0.0.1:{local} to {address}:{port} on {} (the host's sshd must allow TCP forwarding): {}",
+                    self.target,
+                    std::fs::read_to_string(log.path()).unwrap_or_default().trim()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(tunnel)
+    }
+}
+
 /// Whether a file stays on this machine whatever else is uploaded: a `.env`, a `local.env`
 /// (the host's own, which an upload must never replace) and anything in a `secrets` folder.
 fn stays_behind(file: &Path) -> bool {
@@ -450,6 +525,9 @@ pub struct Record {
     pub outcome: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The backup taken before the migrations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<String>,
 }
 
 struct Deploy<'a> {
@@ -458,6 +536,8 @@ struct Deploy<'a> {
     base: &'a Path,
     remote: Remote<'a>,
     sh: &'a Shell,
+    /// The name of the backup this deploy took before migrating, once it has.
+    backup: std::cell::RefCell<Option<String>>,
 }
 
 impl Deploy<'_> {
@@ -545,9 +625,58 @@ impl Deploy<'_> {
         Ok((env_dir, text))
     }
 
-    /// Pull, build, migrate, up, wait for health, smoke: the tag runs and answers, or an error. On a
-    /// `first` deploy to the host the smoke test first waits for a trusted certificate.
-    fn roll_out(&self, tag: &str, first: bool) -> anyhow::Result<()> {
+    /// Pull, build, migrate, start, wait for health, smoke: the tag runs and answers, or how
+    /// far it got. On a `first` deploy to the host the smoke test first waits for a trusted
+    /// certificate.
+    fn roll_out(&self, tag: &str, first: bool) -> Result<(), Failure> {
+        self.save_env().map_err(Failure::Kept)?;
+        self.prepare(tag, first).map_err(Failure::Kept)?;
+        let service = &self.environment.service;
+        let running = self.containers(true).map_err(Failure::Kept)?;
+        match &self.environment.proxy_service {
+            Some(proxy) if !running.is_empty() => {
+                let started = self.start_beside(&running).map_err(Failure::Kept)?;
+                self.switch(proxy, &started, &running)
+                    .map_err(Failure::Changed)?;
+            }
+            proxy => {
+                step::run("services up", || {
+                    self.remote.run(
+                        &format!("{} up -d --no-build --remove-orphans", self.compose()),
+                        b"",
+                    )
+                })
+                .map_err(Failure::Changed)?;
+                let ids = self.containers(false).map_err(Failure::Changed)?;
+                step::run(&format!("{service} healthy"), || self.wait_healthy(&ids))
+                    .map_err(Failure::Changed)?;
+                if let Some(proxy) = proxy {
+                    // nginx looks up the service's address when it starts or reloads: one
+                    // that ran before this deploy replaced the service finds the new one.
+                    step::run(&format!("{proxy} proxying to {service}"), || {
+                        self.set_upstream(proxy, &[])
+                    })
+                    .map_err(Failure::Changed)?;
+                }
+            }
+        }
+        step::run("smoke test", || {
+            self.smoke(
+                &self.environment.url,
+                if first {
+                    self.environment.certificate_timeout_secs
+                } else {
+                    0
+                },
+            )
+        })
+        .map_err(Failure::Changed)
+    }
+
+    /// `.env` for `tag`, the image pulled, the images the compose files build built, a backup
+    /// taken (once per deploy, never on a host's `first`), the migrations applied: everything
+    /// but the services themselves.
+    fn prepare(&self, tag: &str, first: bool) -> anyhow::Result<()> {
         let reference = image_reference(&self.environment.image, tag)?;
         let image = quote(&reference).into_owned();
         self.write_env(tag)?;
@@ -563,6 +692,14 @@ impl Deploy<'_> {
             self.remote
                 .run(&format!("{} build --quiet", self.compose()), b"")
         })?;
+        if let Some(backup) = &self.environment.backup_service
+            && !first
+            && self.backup.borrow().is_none()
+        {
+            let name = step::run("backup before the migrations", || self.take_backup(backup))?;
+            eprintln!("xtask: backup {name} taken before the migrations");
+            self.backup.replace(Some(name));
+        }
         if let Some(migrate) = &self.environment.migrate_service {
             step::run("migrations", || {
                 self.remote.run(
@@ -571,42 +708,230 @@ impl Deploy<'_> {
                 )
             })?;
         }
+        Ok(())
+    }
+
+    /// `app-web backup run` in the backup service: the backup's name, the last line it prints
+    /// that is not a log line.
+    fn take_backup(&self, service: &str) -> anyhow::Result<String> {
+        let output = self.remote.run(
+            &format!("{} run --rm -T {} run", self.compose(), quote(service)),
+            b"",
+        )?;
+        let name = output
+            .lines()
+            .map(str::trim)
+            .rfind(|line| !line.is_empty() && !line.starts_with('{'))
+            .with_context(|| format!("app-web backup run printed no backup name:\n{output}"))?;
+        anyhow::ensure!(
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')),
+            "app-web backup run printed {name:?}, which is not a backup's name"
+        );
+        Ok(name.to_owned())
+    }
+
+    /// The new version's containers, as many as run now, started beside the running ones,
+    /// healthy and smoke-tested on their own address; on failure they are removed again and
+    /// the running ones never noticed.
+    fn start_beside(&self, running: &[String]) -> anyhow::Result<Vec<String>> {
+        let service = &self.environment.service;
+        let before = self.containers(false)?;
+        let result = step::run(&format!("new {service} beside the running one"), || {
+            self.remote.run(
+                &format!(
+                    "{} up -d --no-deps --no-build --no-recreate --scale {service}={} {service}",
+                    self.compose(),
+                    running.len() * 2,
+                    service = quote(service)
+                ),
+                b"",
+            )
+        })
+        .and_then(|_| {
+            let started = self.started_since(&before)?;
+            step::run(&format!("new {service} healthy"), || {
+                self.wait_healthy(&started)
+            })?;
+            let address = self.address(&started[0])?;
+            step::run(&format!("smoke test of the new {service} on {address}"), || {
+                let tunnel = self.remote.forward(&address, self.environment.service_port)?;
+                self.smoke(&format!("http://{tunnel}"), 0)
+            })?;
+            Ok(started)
+        });
+        if result.is_err() {
+            let started = self.started_since(&before).unwrap_or_default();
+            if !started.is_empty() {
+                step::run(&format!("remove the new {service}"), || {
+                    self.remote
+                        .run(&format!("docker rm -f {}", started.join(" ")), b"")
+                })?;
+            }
+        }
+        result
+    }
+
+    /// The proxy sends every new request to the `started` containers and the `running` ones
+    /// finish theirs and stop; then the proxy goes back to the service's name, which now
+    /// means the new ones alone, and the other services are brought up to date.
+    fn switch(&self, proxy: &str, started: &[String], running: &[String]) -> anyhow::Result<()> {
+        let service = &self.environment.service;
+        let addresses = started
+            .iter()
+            .map(|id| Ok(format!("{}:{}", self.address(id)?, self.environment.service_port)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        step::run(&format!("{proxy} switched to the new {service}"), || {
+            self.set_upstream(proxy, &addresses)
+        })?;
+        // `docker stop` gives each the stop grace period compose set, in which app-web
+        // finishes its requests (its --shutdown-grace-secs) and exits.
+        step::run(&format!("old {service} drained and removed"), || {
+            let ids = running.join(" ");
+            self.remote
+                .run(&format!("docker stop {ids} >/dev/null && docker rm {ids}"), b"")
+        })?;
+        step::run(&format!("{proxy} proxying to {service}"), || {
+            self.set_upstream(proxy, &[])
+        })?;
         step::run("services up", || {
             self.remote.run(
                 &format!("{} up -d --no-build --remove-orphans", self.compose()),
                 b"",
             )
         })?;
-        step::run(&format!("{} healthy", self.environment.service), || {
-            self.wait_healthy()
-        })?;
-        for service in &self.environment.reload_services {
-            step::run(&format!("reload {service}"), || {
-                self.remote.run(
-                    &format!("{} kill -s HUP {}", self.compose(), quote(service)),
-                    b"",
-                )
-            })?;
+        let ids = self.containers(false)?;
+        step::run(&format!("{service} healthy"), || self.wait_healthy(&ids))
+    }
+
+    /// Has the proxy (nginx/docker-entrypoint.sh in its image) send new requests to
+    /// `addresses`, or with none to the service's name again, by a reload that lets its old
+    /// workers finish.
+    fn set_upstream(&self, proxy: &str, addresses: &[String]) -> anyhow::Result<String> {
+        let addresses: Vec<String> = addresses
+            .iter()
+            .map(|address| quote(address).into_owned())
+            .collect();
+        self.remote.run(
+            &format!(
+                "{} exec -T {} sh /etc/app-nginx/docker-entrypoint.sh upstream {}",
+                self.compose(),
+                quote(proxy),
+                addresses.join(" ")
+            ),
+            b"",
+        )
+    }
+
+    /// The service's containers (full ids): all, or only those running.
+    fn containers(&self, running: bool) -> anyhow::Result<Vec<String>> {
+        let ids = self.remote.run(
+            &format!(
+                "{} ps -q {}",
+                self.compose(),
+                quote(&self.environment.service)
+            ),
+            b"",
+        )?;
+        let ids: Vec<String> = ids.split_whitespace().map(str::to_owned).collect();
+        if !running || ids.is_empty() {
+            return Ok(ids);
         }
-        step::run("smoke test", || {
-            flags::Smoke {
-                url: self.environment.url.clone(),
-                cacert: self
-                    .environment
-                    .smoke_cacert
-                    .as_ref()
-                    .map(|file| self.base.join(file)),
-                resolve: self.smoke_resolve()?,
-                expect_version: None,
-                expect_headers: false,
-                certificate_wait_secs: if first {
-                    self.environment.certificate_timeout_secs
-                } else {
-                    0
-                },
-            }
-            .run(self.sh)
-        })?;
+        let states = self.remote.run(
+            &format!(
+                "docker inspect --format '{{{{.Id}}}} {{{{.State.Status}}}}' {}",
+                ids.join(" ")
+            ),
+            b"",
+        )?;
+        Ok(states
+            .lines()
+            .filter_map(|line| line.strip_suffix(" running"))
+            .map(str::to_owned)
+            .collect())
+    }
+
+    /// The service's containers that `before` did not list.
+    fn started_since(&self, before: &[String]) -> anyhow::Result<Vec<String>> {
+        let started: Vec<String> = self
+            .containers(false)?
+            .into_iter()
+            .filter(|id| !before.contains(id))
+            .collect();
+        anyhow::ensure!(
+            !started.is_empty(),
+            "compose started no new {} container",
+            self.environment.service
+        );
+        Ok(started)
+    }
+
+    /// A container's address on the stack's network.
+    fn address(&self, id: &str) -> anyhow::Result<std::net::Ipv4Addr> {
+        let text = self.remote.run(
+            &format!(
+                "docker inspect --format '{{{{range .NetworkSettings.Networks}}}}{{{{.IPAddress}}}} {{{{end}}}}' {}",
+                quote(id)
+            ),
+            b"",
+        )?;
+        text.split_whitespace()
+            .find_map(|address| address.parse().ok())
+            .with_context(|| format!("container {id} has no IPv4 address: {text:?}"))
+    }
+
+    /// `cargo xtask smoke` against `url`, trusting the environment's CA.
+    fn smoke(&self, url: &str, certificate_wait_secs: u64) -> anyhow::Result<()> {
+        let https = url.starts_with("https://");
+        flags::Smoke {
+            url: url.to_owned(),
+            cacert: self
+                .environment
+                .smoke_cacert
+                .as_ref()
+                .filter(|_| https)
+                .map(|file| self.base.join(file)),
+            resolve: if https {
+                self.smoke_resolve()?
+            } else {
+                Vec::new()
+            },
+            expect_version: None,
+            expect_headers: false,
+            certificate_wait_secs,
+        }
+        .run(self.sh)
+    }
+
+    /// Keeps the host's `.env` as it is before a deploy writes it, so a deploy that stops
+    /// before anything switched can put it back.
+    fn save_env(&self) -> anyhow::Result<()> {
+        let env_dir = quote(&self.environment.env_dir()?).into_owned();
+        self.remote.run(
+            &format!(
+                "cd {} && mkdir -p .deploy && if [ -e {env_dir}/.env ]; then cp -p {env_dir}/.env .deploy/env.before; else rm -f .deploy/env.before; fi",
+                self.dir()
+            ),
+            b"",
+        )?;
+        Ok(())
+    }
+
+    /// Puts back the `.env` [`Self::save_env`] kept, and builds the images it names (from the
+    /// build cache), so that a later `up` on the host starts what ran before.
+    fn restore_env(&self) -> anyhow::Result<()> {
+        let env_dir = quote(&self.environment.env_dir()?).into_owned();
+        let restored = self.remote.run(
+            &format!(
+                "cd {} && if [ -e .deploy/env.before ]; then mv .deploy/env.before {env_dir}/.env && echo restored; else rm -f {env_dir}/.env; fi",
+                self.dir()
+            ),
+            b"",
+        )?;
+        if restored.trim() == "restored" {
+            self.remote
+                .run(&format!("{} build --quiet", self.compose()), b"")?;
+        }
         Ok(())
     }
 
@@ -661,30 +986,62 @@ impl Deploy<'_> {
             .collect()
     }
 
-    fn wait_healthy(&self) -> anyhow::Result<()> {
-        let service = quote(&self.environment.service);
+    /// Waits until every container in `ids` is healthy (or running, without a health
+    /// check); one that turns unhealthy or exits fails it, with its last log lines.
+    fn wait_healthy(&self, ids: &[String]) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            !ids.is_empty(),
+            "{} has no container on the host",
+            self.environment.service
+        );
         let script = format!(
-            "id=$({} ps -q {service}) && [ -n \"$id\" ] && docker inspect --format '{{{{if .State.Health}}}}{{{{.State.Health.Status}}}}{{{{else}}}}{{{{.State.Status}}}}{{{{end}}}}' $id",
-            self.compose()
+            "docker inspect --format '{{{{.Id}}}} {{{{.State.Status}}}} {{{{.RestartCount}}}} {{{{if .State.Health}}}}{{{{.State.Health.Status}}}}{{{{else}}}}none{{{{end}}}}' {}",
+            ids.join(" ")
         );
         let deadline = Instant::now() + Duration::from_secs(self.environment.health_timeout_secs);
         loop {
-            let status = self.remote.run(&script, b"").unwrap_or_default();
-            match status.trim() {
-                "healthy" => return Ok(()),
-                "unhealthy" | "exited" | "dead" => anyhow::bail!(
-                    "{} is {} on the host",
-                    self.environment.service,
-                    status.trim()
-                ),
-                _ if Instant::now() > deadline => anyhow::bail!(
-                    "{} was not healthy within {}s (last: {:?})",
-                    self.environment.service,
-                    self.environment.health_timeout_secs,
-                    status.trim()
-                ),
-                _ => std::thread::sleep(Duration::from_secs(1)),
+            let text = self.remote.run(&script, b"").unwrap_or_default();
+            let states: Vec<Vec<&str>> = text
+                .lines()
+                .map(|line| line.split(' ').collect::<Vec<_>>())
+                .filter(|fields| fields.len() == 4)
+                .collect();
+            let healthy = |fields: &Vec<&str>| {
+                fields[3] == "healthy" || (fields[3] == "none" && fields[1] == "running")
+            };
+            if states.len() == ids.len() && states.iter().all(healthy) {
+                return Ok(());
             }
+            // A container that exited, is being restarted or was restarted is not one to
+            // wait for: it says why in its log.
+            if let Some(fields) = states.iter().find(|fields| {
+                matches!(fields[1], "exited" | "dead" | "restarting")
+                    || fields[2] != "0"
+                    || fields[3] == "unhealthy"
+            }) {
+                let id = fields[0];
+                let logs = self
+                    .remote
+                    .run(&format!("docker logs --tail 10 {id} 2>&1"), b"")
+                    .unwrap_or_default();
+                anyhow::bail!(
+                    "{} ({}) is {}{}, restarted {} times; its last log lines:\n{}",
+                    self.environment.service,
+                    &id[..id.len().min(12)],
+                    fields[1],
+                    if fields[3] == "unhealthy" { " and unhealthy" } else { "" },
+                    fields[2],
+                    logs.trim_end()
+                );
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "{} was not healthy within {}s (last: {})",
+                self.environment.service,
+                self.environment.health_timeout_secs,
+                text.trim()
+            );
+            std::thread::sleep(Duration::from_secs(1));
         }
     }
 
@@ -697,6 +1054,8 @@ impl Deploy<'_> {
             ),
             line.as_bytes(),
         )?;
+        // For the workflow's chat message: deployed, kept from serving or rolled back.
+        crate::ci::github_output("outcome", &record.outcome)?;
         if record.outcome == "deployed" {
             self.remote.run(
                 &format!(
@@ -748,7 +1107,7 @@ impl flags::Deploy {
         if self.dry_run {
             let tag = self.tag.as_deref().unwrap_or("<tag>");
             eprintln!(
-                "xtask: would deploy {}:{tag} to {} ({}:{}) in {}: upload {}, then {} with {}, wait for {} to be healthy and smoke-test {}",
+                "xtask: would deploy {}:{tag} to {} ({}:{}) in {}: upload {}, then {} with {}, {} and smoke-test {}",
                 environment.image,
                 self.env,
                 environment.ssh,
@@ -762,7 +1121,13 @@ impl flags::Deploy {
                     .join(", "),
                 environment.compose,
                 environment.compose_files.join(", "),
-                environment.service,
+                match &environment.proxy_service {
+                    Some(proxy) => format!(
+                        "start the new {service} beside the running one, wait for it to be healthy, smoke-test it, switch {proxy} to it and drain the old one",
+                        service = environment.service
+                    ),
+                    None => format!("wait for {} to be healthy", environment.service),
+                },
                 environment.url
             );
             return Ok(());
@@ -775,6 +1140,7 @@ impl flags::Deploy {
             base: &base,
             remote,
             sh,
+            backup: std::cell::RefCell::new(None),
         };
         if self.history {
             for record in deploy.history()? {
@@ -812,6 +1178,7 @@ impl Deploy<'_> {
             previous: previous.clone(),
             outcome: outcome.to_owned(),
             reason,
+            backup: self.backup.borrow().clone(),
         };
         let failure = match self.roll_out(tag, previous.is_none()) {
             Ok(()) => {
@@ -822,7 +1189,25 @@ impl Deploy<'_> {
                 );
                 return Ok(());
             }
-            Err(err) => format!("{err:#}"),
+            Err(Failure::Kept(err)) => {
+                // Nothing that serves changed: the settings go back to what runs.
+                let failure = format!("{err:#}");
+                let restored = step::run("put the settings back", || self.restore_env());
+                let kept = previous.as_deref().map_or_else(
+                    || "failed, nothing switched".to_owned(),
+                    |previous| format!("failed, {previous} kept serving"),
+                );
+                let reason = match &restored {
+                    Ok(()) => failure.clone(),
+                    Err(err) => format!("{failure}; putting the settings back: {err:#}"),
+                };
+                self.record(&record(&kept, Some(reason.clone())))?;
+                anyhow::bail!(
+                    "deploying {tag} to {} failed before anything switched, and what ran before still serves: {reason}",
+                    self.name
+                );
+            }
+            Err(Failure::Changed(err)) => format!("{err:#}"),
         };
         let Some(previous_tag) = previous.clone() else {
             self.record(&record("failed", Some(failure.clone())))?;
@@ -843,7 +1228,7 @@ impl Deploy<'_> {
                     self.name
                 )
             }
-            Err(rollback) => {
+            Err(Failure::Kept(rollback) | Failure::Changed(rollback)) => {
                 self.record(&record(
                     "failed, rollback failed",
                     Some(format!("{failure}; rollback: {rollback:#}")),
@@ -855,6 +1240,15 @@ impl Deploy<'_> {
             }
         }
     }
+}
+
+/// How a roll-out that did not finish left the host.
+enum Failure {
+    /// Nothing that serves changed: the new version failed beside the running one (or before
+    /// it started) and the running one still answers.
+    Kept(anyhow::Error),
+    /// Services were replaced or the proxy switched: the previous tag has to be put back.
+    Changed(anyhow::Error),
 }
 
 #[cfg(test)]

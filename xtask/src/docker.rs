@@ -107,15 +107,7 @@ fn push(sh: &Shell, image: &str) -> anyhow::Result<()> {
         .with_context(|| format!("the registry gave {image} no digest: {digests:?}"))?
         .to_owned();
     println!("{digest}");
-    if let Ok(output) = std::env::var("GITHUB_OUTPUT") {
-        use std::io::Write;
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(&output)
-            .and_then(|mut file| writeln!(file, "digest={digest}"))
-            .with_context(|| format!("append the digest to {output}"))?;
-    }
-    Ok(())
+    crate::ci::github_output("digest", &digest)
 }
 
 /// The docker client: `$DOCKER` when set, else `docker` from `PATH`.

@@ -3,6 +3,7 @@
 
 mod compose;
 mod dockerfile;
+mod migrations;
 mod nginx;
 mod stand_ins;
 mod workflows;

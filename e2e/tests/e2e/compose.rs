@@ -189,7 +189,7 @@ fn docker_compose_accepts_the_stack_and_resolves_it_as_intended() {
         app["depends_on"]["redis"]["condition"].as_str(),
         Some("service_healthy")
     );
-    assert_eq!(strings(&app["ports"]), ["127.0.0.1:8080:8080/tcp"]);
+    assert_eq!(strings(&app["ports"]), ["127.0.0.1:8080-8081:8080/tcp"]);
     assert_eq!(
         app["environment"]["APP_WEB_DATABASE_PASSWORD_FILE"].as_str(),
         Some("/run/secrets/app_db_password")

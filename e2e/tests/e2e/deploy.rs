@@ -67,6 +67,17 @@ fn free_port() -> u16 {
     local_servers::free_port().expect("a free port on 127.0.0.1")
 }
 
+/// Two free ports in a row on 127.0.0.1, as a range `FIRST-SECOND`.
+fn free_port_range() -> String {
+    for _ in 0..100 {
+        let first = free_port();
+        if first < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", first + 1)).is_ok() {
+            return format!("{first}-{}", first + 1);
+        }
+    }
+    panic!("no two free ports in a row on 127.0.0.1")
+}
+
 fn keygen(file: &Path) {
     let made = Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-f"])
@@ -286,6 +297,34 @@ impl Client<'_> {
             (status == 200).then_some(body)
         })
         .unwrap()
+    }
+
+    /// Asks for `path` `rate` times a second on kept-alive connections, as a browser would,
+    /// until `asking` turns false: every status, 0 for a request nothing answered.
+    fn watch(&self, path: &str, rate: u32, asking: &std::sync::atomic::AtomicBool) -> Vec<u16> {
+        let url = format!("https://{SITE}{path}");
+        let mut statuses = Vec::new();
+        while asking.load(std::sync::atomic::Ordering::Relaxed) {
+            // Two seconds of requests per curl, which reuses its connection between them.
+            let count = rate as usize * 2;
+            let mut command = self.curl("20");
+            command
+                .args(["--rate", &format!("{rate}/s")])
+                .args(["--write-out", "%{http_code}\n"]);
+            for _ in 0..count {
+                command.args(["--output", "/dev/null", &url]);
+            }
+            let output = command
+                .output()
+                .expect("run curl in the client's namespace");
+            let mut answered: Vec<u16> = String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .map(|line| line.trim().parse().unwrap_or(0))
+                .collect();
+            answered.resize(count, 0);
+            statuses.extend(answered);
+        }
+        statuses
     }
 
     /// The statuses of `count` GETs of `path` made one after another on one connection.
@@ -672,7 +711,8 @@ fn the_whole_stack_deploys_serves_clients_from_outside_and_rolls_back_a_broken_v
         .expect("keygen names the public key");
 
     let (http_port, https_port) = (free_port(), free_port());
-    let (app_port, prometheus_port, alertmanager_port) = (free_port(), free_port(), free_port());
+    let (app_ports, prometheus_port, alertmanager_port) =
+        (free_port_range(), free_port(), free_port());
     std::fs::write(
         work.path().join("test.env"),
         format!(
@@ -686,7 +726,7 @@ fn the_whole_stack_deploys_serves_clients_from_outside_and_rolls_back_a_broken_v
              APP_NETWORK_SUBNET={SUBNET}\n\
              APP_NETWORK_DYNAMIC_RANGE={DYNAMIC_RANGE}\n\
              NGINX_ADDRESS={NGINX_ADDRESS}\n\
-             APP_WEB_PORT={app_port}\n\
+             APP_WEB_PORT={app_ports}\n\
              PROMETHEUS_PORT={prometheus_port}\n\
              ALERTMANAGER_PORT={alertmanager_port}\n\
              BACKUP_RECIPIENTS={recipient}\n\
@@ -723,7 +763,8 @@ compose_files = ["docker/compose.yaml", "docker/site-address.yaml"]
 env_file = "test.env"
 image = "{published}"
 migrate_service = "migrate"
-reload_services = ["nginx"]
+backup_service = "backup"
+proxy_service = "nginx"
 allow_stand_ins = true
 health_timeout_secs = 120
 "#,
@@ -774,7 +815,7 @@ health_timeout_secs = 120
         "build images: ok",
         "migrations: ok",
         "app-web healthy: ok",
-        "reload nginx: ok",
+        "nginx proxying to app-web: ok",
         "TLS 1.2 or newer, certificate valid: ok",
         "security headers: ok",
         "API round trip: ok",
@@ -1169,69 +1210,96 @@ health_timeout_secs = 120
         String::from_utf8_lossy(&listed.stdout)
     );
 
-    // A second deploy, of a new tag: the note written before is still there.
+    // A second deploy, of a new tag, and then a broken one, while both clients keep asking
+    // through nginx: the new version starts beside the running one, nginx switches to it and
+    // the old one drains, so no request fails; the broken version never starts, nothing
+    // switches and the running one answers throughout.
     let next = "next";
     let published_next = format!("{published}:{next}");
     let _next_image = Images(vec![published_next.clone()]);
     assert_success(&docker(&["tag", &good, &published_next]), "docker tag");
-    let second = deploy(&["--tag", next]);
+    let under_load = |tag: &str| {
+        let asking = std::sync::atomic::AtomicBool::new(true);
+        std::thread::scope(|scope| {
+            let watchers = [
+                scope.spawn(|| one.watch(&note_path, 8, &asking)),
+                scope.spawn(|| two.watch("/api/info", 15, &asking)),
+            ];
+            let outcome = deploy(&["--tag", tag]);
+            asking.store(false, std::sync::atomic::Ordering::Relaxed);
+            let statuses: Vec<u16> = watchers
+                .into_iter()
+                .flat_map(|watcher| watcher.join().unwrap())
+                .collect();
+            (outcome, statuses)
+        })
+    };
+    let count_failed = |statuses: &[u16]| statuses.iter().filter(|status| **status != 200).count();
+    let (second, statuses) = under_load(next);
     assert_success(&second, "the deploy of a new tag");
+    let second_report = String::from_utf8_lossy(&second.stderr).into_owned();
+    let report = &second_report;
+    for step in [
+        "new app-web beside the running one: ok",
+        "new app-web healthy: ok",
+        "smoke test of the new app-web on",
+        "nginx switched to the new app-web: ok",
+        "old app-web drained and removed: ok",
+        "nginx proxying to app-web: ok",
+    ] {
+        assert!(report.contains(step), "{step:?} missing:\n{report}");
+    }
+    eprintln!(
+        "figure: during the deploy of a new tag {} requests through nginx, {} failed",
+        statuses.len(),
+        count_failed(&statuses)
+    );
+    assert_eq!(
+        count_failed(&statuses),
+        0,
+        "requests failed during the deploy of a new tag: {statuses:?}\n{report}"
+    );
     let (status, body) = two.request("GET", &note_path, None);
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("written before the redeploy"), "{body}");
+    assert_eq!(
+        containers(&project, "app-web", &["--format", "{{.Image}}"]).trim(),
+        published_next,
+        "one app-web runs, the new one"
+    );
 
-    // The broken version: app-web never starts and the new tag is put back. A client asks
-    // for the note twice a second meanwhile; the count of answers that were not 200 is the
-    // downtime a deploy that replaces app-web in place costs.
-    let asking = std::sync::atomic::AtomicBool::new(true);
-    let (third, answered, failed) = std::thread::scope(|scope| {
-        let watcher = scope.spawn(|| {
-            let (mut answered, mut failed) = (0usize, 0usize);
-            while asking.load(std::sync::atomic::Ordering::Relaxed) {
-                let status = two
-                    .curl("5")
-                    .args(["--output", "/dev/null", "--write-out", "%{http_code}"])
-                    .arg(format!("https://{SITE}{note_path}"))
-                    .output()
-                    .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
-                    .unwrap_or_default();
-                if status == "200" {
-                    answered += 1;
-                } else {
-                    failed += 1;
-                }
-                std::thread::sleep(Duration::from_millis(500));
-            }
-            (answered, failed)
-        });
-        let third = deploy(&["--tag", "broken"]);
-        asking.store(false, std::sync::atomic::Ordering::Relaxed);
-        let (answered, failed) = watcher.join().unwrap();
-        (third, answered, failed)
-    });
+    let (third, statuses) = under_load("broken");
     assert!(!third.status.success(), "the broken version deployed");
-    let report = String::from_utf8_lossy(&third.stderr);
+    let third_report = String::from_utf8_lossy(&third.stderr).into_owned();
+    let report = &third_report;
     assert!(
-        report.contains(&format!("failed, and {next} is running again")),
+        report.contains("failed before anything switched") && report.contains("no-such-command"),
         "{report}"
     );
     eprintln!(
-        "figure: during the broken deploy and its rollback {answered} requests answered 200, {failed} not"
+        "figure: during the broken deploy {} requests through nginx, {} failed",
+        statuses.len(),
+        count_failed(&statuses)
+    );
+    assert_eq!(
+        count_failed(&statuses),
+        0,
+        "requests failed during the broken deploy: {statuses:?}\n{report}"
     );
     let running = containers(&project, "app-web", &["--format", "{{.Image}}"]);
-    assert_eq!(running.trim(), published_next);
-    let answered = two.wait_for_ok(&note_path, 60, "the note through nginx after the rollback");
+    assert_eq!(running.trim(), published_next, "the broken app-web was removed");
+    let written = std::fs::read_to_string(host_docker.join(".env")).unwrap();
     assert!(
-        answered.contains("written before the redeploy"),
-        "{answered}"
+        written.contains(&format!("APP_WEB_IMAGE={published_next}")),
+        "the settings name the tag that runs again: {written}"
     );
     assert_eq!(
         std::fs::read_to_string(host_docker.join("local.env")).unwrap(),
         local,
-        "deploys and a rollback leave the host's settings alone"
+        "deploys and a failed one leave the host's settings alone"
     );
 
-    // The history on the host: two tags deployed, the broken one rolled back.
+    // The history on the host: two tags deployed, the broken one kept from serving and why.
     let history = deploy(&["--history"]);
     assert_success(&history, "deploy --history");
     let records: Vec<serde_json::Value> = String::from_utf8_lossy(&history.stdout)
@@ -1247,7 +1315,25 @@ health_timeout_secs = 120
     assert_eq!(records[2]["previous"], next);
     assert_eq!(
         records[2]["outcome"],
-        format!("rolled back to {next}").as_str()
+        format!("failed, {next} kept serving").as_str()
+    );
+    // Each deploy but the host's first took a backup before migrating and names it. (The
+    // test's schedule, a backup every 20 s, prunes it soon after by the retention policy.)
+    assert!(records[0].get("backup").is_none(), "{}", records[0]);
+    for (record, report) in records[1..].iter().zip([&second_report, &third_report]) {
+        let backup = record["backup"].as_str().unwrap_or_default();
+        assert!(
+            backup.starts_with("app-")
+                && report.contains(&format!("xtask: backup {backup} taken before the migrations")),
+            "{record}\n{report}"
+        );
+    }
+    assert!(
+        records[2]["reason"]
+            .as_str()
+            .is_some_and(|reason| reason.contains("no-such-command")),
+        "{}",
+        records[2]
     );
 
     // An environment that is not marked as a test host refuses an engine holding stand-ins,

@@ -329,6 +329,26 @@ fn the_image_entrypoint_renders_the_template_as_xtask_does() {
         "{}",
         String::from_utf8_lossy(&missing.stderr)
     );
+
+    // The switch `cargo xtask deploy` makes takes HOST:PORT only: anything that could add a
+    // directive to the configuration is refused before it is written.
+    for address in ["10.0.0.5:8080;error_log /tmp/x", "10.0.0.5", "a b:80", ":8080"] {
+        let refused = std::process::Command::new("sh")
+            .arg(support::proxy::nginx_dir().join("docker-entrypoint.sh"))
+            .args(["upstream", address])
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("NGINX_RUNTIME_DIR", out.path())
+            .env("NGINX_UPSTREAM", "app-web:8080")
+            .output()
+            .unwrap();
+        assert_eq!(refused.status.code(), Some(2), "{address}");
+        assert!(
+            String::from_utf8_lossy(&refused.stderr).contains("is not HOST:PORT"),
+            "{address}: {}",
+            String::from_utf8_lossy(&refused.stderr)
+        );
+    }
 }
 
 #[test]
