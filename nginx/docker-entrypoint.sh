@@ -68,16 +68,39 @@ if [ "${1:-}" = upstream ]; then
             exit 2
         done
     fi
-    cp "$conf_dir/nginx.conf" "$conf_dir/nginx.conf.previous"
-    NGINX_UPSTREAM="$upstream" render "$conf_dir"
-    if ! nginx -t -q -c "$conf_dir/nginx.conf"; then
-        mv "$conf_dir/nginx.conf.previous" "$conf_dir/nginx.conf"
+    # Rendered beside the live configuration and tested there; only a configuration nginx
+    # accepts replaces it, and only a reload nginx takes (new workers) counts.
+    next_dir="$NGINX_RUNTIME_DIR/conf.next"
+    rm -rf "$next_dir"
+    NGINX_UPSTREAM="$upstream" render "$next_dir"
+    if ! nginx -t -q -c "$next_dir/nginx.conf"; then
+        rm -rf "$next_dir"
         echo "nginx: upstream: nginx refuses the configuration for $*; nothing changed" >&2
         exit 1
     fi
-    rm -f "$conf_dir/nginx.conf.previous"
+    cp "$conf_dir/nginx.conf" "$conf_dir/nginx.conf.previous"
+    mv "$next_dir/nginx.conf" "$conf_dir/nginx.conf"
+    rm -rf "$next_dir"
     before="$(children)"
-    kill -HUP 1
+    put_back() {
+        mv "$conf_dir/nginx.conf.previous" "$conf_dir/nginx.conf"
+        echo "nginx: upstream: $1; the previous configuration is back" >&2
+        exit 1
+    }
+    kill -HUP 1 || put_back "nginx's master did not take the signal"
+    # A reload nginx takes starts new workers; one it rejects leaves the old ones alone.
+    waited=0
+    while :; do
+        started=""
+        for pid in $(children); do
+            case " $before " in *" $pid "*) ;; *) started="$started $pid" ;; esac
+        done
+        [ -n "$started" ] && break
+        [ "$waited" -ge 10 ] && put_back "nginx started no workers on the new configuration within 5s (its log says why)"
+        sleep 0.5
+        waited=$((waited + 1))
+    done
+    rm -f "$conf_dir/nginx.conf.previous"
     # The workers that served the old configuration finish their requests and exit; only
     # then has every request left the old upstream. Waited for up to
     # NGINX_RELOAD_WAIT_SECS (30) seconds.

@@ -7,8 +7,16 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::config::{DatabaseConfig, PoolConfig};
 
-/// The migrations in `app-web/migrations`, compiled in.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// The migrations in `app-web/migrations`, compiled in. Migrations this binary does not know,
+/// applied by a newer version, are left alone rather than refused: after a rollback (or while
+/// a deploy starts the new version beside this one) this version runs on the schema the newer
+/// one expanded, which the expand/contract rule on the migrations keeps readable to it. A
+/// known migration whose applied checksum differs is still refused.
+pub static MIGRATOR: std::sync::LazyLock<sqlx::migrate::Migrator> = std::sync::LazyLock::new(|| {
+    let mut migrator = sqlx::migrate!("./migrations");
+    migrator.set_ignore_missing(true);
+    migrator
+});
 
 /// The connection settings from the configuration, or `None` when no database is configured.
 pub fn connect_options(

@@ -223,6 +223,14 @@ impl Environment {
     }
 }
 
+/// Whether `id` is a full container id as Docker prints it (64 lower-case hex digits).
+fn container_id(id: &str) -> bool {
+    id.len() == 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// Whether `name` can be a compose service's: letters, digits, `_`, `.` and `-`, starting
 /// with a letter or digit (so never an option).
 fn service_name(name: &str) -> bool {
@@ -401,6 +409,19 @@ impl<'a> Remote<'a> {
 struct Tunnel {
     child: std::process::Child,
     port: u16,
+    log: tempfile::NamedTempFile,
+}
+
+impl Tunnel {
+    /// `err` with what ssh said, which names a forwarding the host refused.
+    fn explain(&self, err: anyhow::Error) -> anyhow::Error {
+        let said = std::fs::read_to_string(self.log.path()).unwrap_or_default();
+        if said.trim().is_empty() {
+            err
+        } else {
+            err.context(format!("ssh, forwarding to the container: {}", said.trim()))
+        }
+    }
 }
 
 impl std::fmt::Display for Tunnel {
@@ -416,7 +437,54 @@ impl Drop for Tunnel {
     }
 }
 
+/// The host's deploy lock, held while this lives (the SSH session holding it ends on drop).
+struct Lock(std::process::Child);
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        drop(self.0.stdin.take());
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 impl Remote<'_> {
+    /// Takes `dir/.deploy/lock` on the host (flock), or says that another deploy holds it.
+    fn lock(&self, dir: &str) -> anyhow::Result<Lock> {
+        use std::io::BufRead;
+        let script = format!(
+            "mkdir -p {dir}/.deploy && exec flock -n {dir}/.deploy/lock sh -c 'echo locked; exec cat'"
+        );
+        let mut child = std::process::Command::new("ssh")
+            .args(&self.options)
+            .arg(&self.target)
+            .arg(&script)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .context("run ssh")?;
+        let mut line = String::new();
+        let stdout = child.stdout.take().context("ssh's output")?;
+        std::io::BufReader::new(stdout).read_line(&mut line)?;
+        if line.trim() == "locked" {
+            return Ok(Lock(child));
+        }
+        drop(child.stdin.take());
+        let output = child.wait_with_output().context("wait for ssh")?;
+        let said = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+        anyhow::ensure!(
+            output.status.code() != Some(1),
+            "another deploy holds the lock {dir}/.deploy/lock on {} (flock): wait for it to finish",
+            self.target
+        );
+        anyhow::bail!(
+            "could not take the deploy lock {dir}/.deploy/lock on {} ({}): {said}",
+            self.target,
+            output.status
+        )
+    }
+
     /// Forwards a local port to `address:port` as the host sees it (a container's address on
     /// the stack's network), for as long as the tunnel lives.
     fn forward(&self, address: &std::net::Ipv4Addr, port: u16) -> anyhow::Result<Tunnel> {
@@ -435,20 +503,31 @@ impl Remote<'_> {
             .stderr(log.reopen().context("open ssh's messages")?)
             .spawn()
             .context("run ssh")?;
-        let mut tunnel = Tunnel { child, port: local };
+        let mut tunnel = Tunnel {
+            child,
+            port: local,
+            log,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", local)).is_err() {
+        loop {
+            let listening = std::net::TcpStream::connect(("127.0.0.1", local)).is_ok();
+            // Still running once something listens: ssh holds the port, not another program
+            // that took it first (ssh would have exited, ExitOnForwardFailure).
             let exited = tunnel.child.try_wait().context("wait for ssh")?;
+            if listening && exited.is_none() {
+                return Ok(tunnel);
+            }
             if exited.is_some() || Instant::now() > deadline {
                 anyhow::bail!(
                     "ssh did not forward 127.0.0.1:{local} to {address}:{port} on {} (the host's sshd must allow TCP forwarding): {}",
                     self.target,
-                    std::fs::read_to_string(log.path()).unwrap_or_default().trim()
+                    std::fs::read_to_string(tunnel.log.path())
+                        .unwrap_or_default()
+                        .trim()
                 );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        Ok(tunnel)
     }
 }
 
@@ -635,9 +714,22 @@ impl Deploy<'_> {
         let running = self.containers(true).map_err(Failure::Kept)?;
         match &self.environment.proxy_service {
             Some(proxy) if !running.is_empty() => {
-                let started = self.start_beside(&running).map_err(Failure::Kept)?;
-                self.switch(proxy, &started, &running)
-                    .map_err(Failure::Changed)?;
+                // The proxy first, so that the one the switch talks to is this tag's (a
+                // changed nginx image or setting recreates it: that is a restart).
+                step::run(&format!("{proxy} up to date"), || {
+                    self.remote.run(
+                        &format!(
+                            "{} up -d --no-deps --no-build {}",
+                            self.compose(),
+                            quote(proxy)
+                        ),
+                        b"",
+                    )
+                })
+                .map_err(Failure::Kept)?;
+                self.start_beside(tag, proxy, &running)
+                    .map_err(Failure::Kept)?;
+                self.drain(proxy, &running).map_err(Failure::Changed)?;
             }
             proxy => {
                 step::run("services up", || {
@@ -732,10 +824,27 @@ impl Deploy<'_> {
     }
 
     /// The new version's containers, as many as run now, started beside the running ones,
-    /// healthy and smoke-tested on their own address; on failure they are removed again and
-    /// the running ones never noticed.
-    fn start_beside(&self, running: &[String]) -> anyhow::Result<Vec<String>> {
+    /// healthy and smoke-tested on their own address, and the proxy switched to them. On a
+    /// failure up to the switch they are removed again and the running ones never noticed.
+    fn start_beside(&self, tag: &str, proxy: &str, running: &[String]) -> anyhow::Result<()> {
         let service = &self.environment.service;
+        let reference = image_reference(&self.environment.image, tag)?;
+        // Containers of the service that do not run (left by an earlier failure) would be
+        // started again by `--scale` instead of new ones of this tag.
+        let stopped: Vec<String> = self
+            .containers(false)?
+            .into_iter()
+            .filter(|id| !running.contains(id))
+            .collect();
+        if !stopped.is_empty() {
+            step::run(
+                &format!("remove {} stopped {service}", stopped.len()),
+                || {
+                    self.remote
+                        .run(&format!("docker rm -f {}", stopped.join(" ")), b"")
+                },
+            )?;
+        }
         let before = self.containers(false)?;
         let result = step::run(&format!("new {service} beside the running one"), || {
             self.remote.run(
@@ -750,53 +859,87 @@ impl Deploy<'_> {
         })
         .and_then(|_| {
             let started = self.started_since(&before)?;
+            let images = self.remote.run(
+                &format!(
+                    "docker inspect --format '{{{{.Config.Image}}}}' {}",
+                    started.join(" ")
+                ),
+                b"",
+            )?;
+            anyhow::ensure!(
+                images.lines().all(|image| image.trim() == reference),
+                "the new {service} containers run {}, not {reference}",
+                images.trim()
+            );
             step::run(&format!("new {service} healthy"), || {
                 self.wait_healthy(&started)
             })?;
-            let address = self.address(&started[0])?;
-            step::run(&format!("smoke test of the new {service} on {address}"), || {
-                let tunnel = self.remote.forward(&address, self.environment.service_port)?;
-                self.smoke(&format!("http://{tunnel}"), 0)
+            let addresses = started
+                .iter()
+                .map(|id| self.address(id))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            step::run(
+                &format!("smoke test of the new {service} on {}", addresses[0]),
+                || {
+                    let tunnel = self
+                        .remote
+                        .forward(&addresses[0], self.environment.service_port)?;
+                    self.smoke(&format!("http://{tunnel}"), 0)
+                        .map_err(|err| tunnel.explain(err))
+                },
+            )?;
+            // The script changes nothing unless nginx takes the new configuration, so a
+            // failure here still leaves the running containers serving.
+            let upstreams: Vec<String> = addresses
+                .iter()
+                .map(|address| format!("{address}:{}", self.environment.service_port))
+                .collect();
+            step::run(&format!("{proxy} switched to the new {service}"), || {
+                self.set_upstream(proxy, &upstreams)
             })?;
-            Ok(started)
+            Ok(())
         });
-        if result.is_err() {
+        if let Err(err) = result {
             let started = self.started_since(&before).unwrap_or_default();
             if !started.is_empty() {
-                step::run(&format!("remove the new {service}"), || {
+                let removed = step::run(&format!("remove the new {service}"), || {
                     self.remote
                         .run(&format!("docker rm -f {}", started.join(" ")), b"")
-                })?;
+                });
+                if let Err(removing) = removed {
+                    return Err(err.context(format!("and removing it failed: {removing:#}")));
+                }
             }
+            return Err(err);
         }
-        result
+        Ok(())
     }
 
-    /// The proxy sends every new request to the `started` containers and the `running` ones
-    /// finish theirs and stop; then the proxy goes back to the service's name, which now
-    /// means the new ones alone, and the other services are brought up to date.
-    fn switch(&self, proxy: &str, started: &[String], running: &[String]) -> anyhow::Result<()> {
+    /// Once the proxy sends every new request to the new containers: the `running` ones
+    /// finish theirs and stop, the proxy goes back to the service's name (which now means the
+    /// new ones alone) and the other services are brought up to date.
+    fn drain(&self, proxy: &str, running: &[String]) -> anyhow::Result<()> {
         let service = &self.environment.service;
-        let addresses = started
-            .iter()
-            .map(|id| Ok(format!("{}:{}", self.address(id)?, self.environment.service_port)))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        step::run(&format!("{proxy} switched to the new {service}"), || {
-            self.set_upstream(proxy, &addresses)
-        })?;
         // `docker stop` gives each the stop grace period compose set, in which app-web
         // finishes its requests (its --shutdown-grace-secs) and exits.
         step::run(&format!("old {service} drained and removed"), || {
             let ids = running.join(" ");
-            self.remote
-                .run(&format!("docker stop {ids} >/dev/null && docker rm {ids}"), b"")
+            self.remote.run(
+                &format!("docker stop {ids} >/dev/null && docker rm {ids}"),
+                b"",
+            )
         })?;
         step::run(&format!("{proxy} proxying to {service}"), || {
             self.set_upstream(proxy, &[])
         })?;
         step::run("services up", || {
             self.remote.run(
-                &format!("{} up -d --no-build --remove-orphans", self.compose()),
+                &format!(
+                    "{} up -d --no-build --remove-orphans --scale {service}={}",
+                    self.compose(),
+                    running.len(),
+                    service = quote(service)
+                ),
                 b"",
             )
         })?;
@@ -827,13 +970,16 @@ impl Deploy<'_> {
     fn containers(&self, running: bool) -> anyhow::Result<Vec<String>> {
         let ids = self.remote.run(
             &format!(
-                "{} ps -q {}",
+                "{} ps -a -q {}",
                 self.compose(),
                 quote(&self.environment.service)
             ),
             b"",
         )?;
         let ids: Vec<String> = ids.split_whitespace().map(str::to_owned).collect();
+        if let Some(id) = ids.iter().find(|id| !container_id(id)) {
+            anyhow::bail!("compose ps named a container {id:?}, which is not a container id");
+        }
         if !running || ids.is_empty() {
             return Ok(ids);
         }
@@ -903,13 +1049,14 @@ impl Deploy<'_> {
         .run(self.sh)
     }
 
-    /// Keeps the host's `.env` as it is before a deploy writes it, so a deploy that stops
-    /// before anything switched can put it back.
+    /// Keeps the host's `.env` as it is before a deploy writes it (or notes there was none),
+    /// so a deploy that stops before anything switched can put it back.
     fn save_env(&self) -> anyhow::Result<()> {
         let env_dir = quote(&self.environment.env_dir()?).into_owned();
         self.remote.run(
             &format!(
-                "cd {} && mkdir -p .deploy && if [ -e {env_dir}/.env ]; then cp -p {env_dir}/.env .deploy/env.before; else rm -f .deploy/env.before; fi",
+                "cd {} && mkdir -p .deploy && rm -f .deploy/env.before .deploy/env.before.none && \
+                 if [ -e {env_dir}/.env ]; then cp -p {env_dir}/.env .deploy/env.before; else : > .deploy/env.before.none; fi",
                 self.dir()
             ),
             b"",
@@ -917,13 +1064,15 @@ impl Deploy<'_> {
         Ok(())
     }
 
-    /// Puts back the `.env` [`Self::save_env`] kept, and builds the images it names (from the
-    /// build cache), so that a later `up` on the host starts what ran before.
+    /// Puts back the `.env` [`Self::save_env`] kept (or removes the one written where there
+    /// was none), and builds the images it names (from the build cache), so that a later `up`
+    /// on the host starts what ran before. Without a saved state it changes nothing.
     fn restore_env(&self) -> anyhow::Result<()> {
         let env_dir = quote(&self.environment.env_dir()?).into_owned();
         let restored = self.remote.run(
             &format!(
-                "cd {} && if [ -e .deploy/env.before ]; then mv .deploy/env.before {env_dir}/.env && echo restored; else rm -f {env_dir}/.env; fi",
+                "cd {} && if [ -e .deploy/env.before ]; then mv .deploy/env.before {env_dir}/.env && echo restored; \
+                 elif [ -e .deploy/env.before.none ]; then rm -f {env_dir}/.env .deploy/env.before.none; fi",
                 self.dir()
             ),
             b"",
@@ -932,6 +1081,18 @@ impl Deploy<'_> {
             self.remote
                 .run(&format!("{} build --quiet", self.compose()), b"")?;
         }
+        Ok(())
+    }
+
+    /// Forgets the `.env` [`Self::save_env`] kept, once the new one serves.
+    fn forget_env(&self) -> anyhow::Result<()> {
+        self.remote.run(
+            &format!(
+                "rm -f {dir}/.deploy/env.before {dir}/.deploy/env.before.none",
+                dir = self.dir()
+            ),
+            b"",
+        )?;
         Ok(())
     }
 
@@ -1029,7 +1190,11 @@ impl Deploy<'_> {
                     self.environment.service,
                     &id[..id.len().min(12)],
                     fields[1],
-                    if fields[3] == "unhealthy" { " and unhealthy" } else { "" },
+                    if fields[3] == "unhealthy" {
+                        " and unhealthy"
+                    } else {
+                        ""
+                    },
                     fields[2],
                     logs.trim_end()
                 );
@@ -1054,8 +1219,6 @@ impl Deploy<'_> {
             ),
             line.as_bytes(),
         )?;
-        // For the workflow's chat message: deployed, kept from serving or rolled back.
-        crate::ci::github_output("outcome", &record.outcome)?;
         if record.outcome == "deployed" {
             self.remote.run(
                 &format!(
@@ -1065,6 +1228,12 @@ impl Deploy<'_> {
                 ),
                 b"",
             )?;
+        }
+        // For the workflow's chat message: the tag (checked) and what became of it.
+        for (name, value) in [("tag", &record.tag), ("outcome", &record.outcome)] {
+            if let Err(err) = crate::ci::github_output(name, value) {
+                eprintln!("xtask: warning: {err:#}");
+            }
         }
         Ok(())
     }
@@ -1157,6 +1326,8 @@ impl flags::Deploy {
 
 impl Deploy<'_> {
     fn attempt(&self, tag: &str) -> anyhow::Result<()> {
+        // One deploy at a time per host, whoever starts it.
+        let _lock = step::run("the host's deploy lock", || self.remote.lock(&self.dir()))?;
         let previous = step::run("read the deployed tag", || self.previous_tag())?;
         // Settings that cannot start the stack stop the deploy before anything on the host
         // changes.
@@ -1183,6 +1354,7 @@ impl Deploy<'_> {
         let failure = match self.roll_out(tag, previous.is_none()) {
             Ok(()) => {
                 self.record(&record("deployed", None))?;
+                self.forget_env()?;
                 eprintln!(
                     "xtask: {}:{tag} deployed to {}",
                     self.environment.image, self.name

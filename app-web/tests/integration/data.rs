@@ -82,6 +82,43 @@ async fn migrations_apply_once_even_when_replicas_race() {
     assert_eq!(notes, 0);
 }
 
+/// A rollback runs the previous version's `migrate` on a schema a newer version migrated
+/// further: the migrations it does not know are left alone, and it starts.
+#[tokio::test]
+async fn migrate_accepts_a_schema_a_newer_version_migrated_further() {
+    let postgres = Postgres::start().expect("start PostgreSQL");
+    let url = postgres.url();
+    let first = run_binary(&["migrate", "--database-url", &url]);
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    // What a newer version's expand step leaves: a column this version does not know, and its
+    // migration's row.
+    sqlx::query("ALTER TABLE notes ADD COLUMN pinned boolean")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (99990101000001, 'add pinned', true, '\\x00'::bytea, 1)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let again = run_binary(&["migrate", "--database-url", &url]);
+    assert!(
+        again.status.success(),
+        "the previous version refused the newer schema: {}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    // A migration this version knows whose applied checksum changed is still refused.
+    sqlx::query("UPDATE _sqlx_migrations SET checksum = '\\x00'::bytea WHERE version < 99990101000001")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let changed = run_binary(&["migrate", "--database-url", &url]);
+    assert!(!changed.status.success(), "a changed migration was accepted");
+}
+
 #[tokio::test]
 async fn migrate_without_a_database_says_what_to_set() {
     let output = run_binary(&["migrate"]);

@@ -1336,6 +1336,35 @@ health_timeout_secs = 120
         records[2]
     );
 
+    // One deploy at a time per host: while another holds the host's deploy lock, a deploy
+    // stops at once and says so.
+    let lock = remote.join(".deploy/lock");
+    let _holder = KillOnDrop(
+        Command::new("flock")
+            .arg("--no-fork")
+            .arg(&lock)
+            .args(["sleep", "300"])
+            .spawn()
+            .expect("run flock"),
+    );
+    local_servers::wait_for(Duration::from_secs(10), "the lock to be held", || {
+        !Command::new("flock")
+            .args(["--nonblock"])
+            .arg(&lock)
+            .arg("true")
+            .status()
+            .unwrap()
+            .success()
+    })
+    .unwrap();
+    let locked_out = deploy(&["--tag", next]);
+    let report = String::from_utf8_lossy(&locked_out.stderr);
+    assert!(
+        !locked_out.status.success() && report.contains("another deploy holds the lock"),
+        "{report}"
+    );
+    drop(_holder);
+
     // An environment that is not marked as a test host refuses an engine holding stand-ins,
     // before anything on the host changes.
     let real_host = work.path().join("real-host.toml");
