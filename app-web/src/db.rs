@@ -12,11 +12,12 @@ use crate::config::{DatabaseConfig, PoolConfig};
 /// a deploy starts the new version beside this one) this version runs on the schema the newer
 /// one expanded, which the expand/contract rule on the migrations keeps readable to it. A
 /// known migration whose applied checksum differs is still refused.
-pub static MIGRATOR: std::sync::LazyLock<sqlx::migrate::Migrator> = std::sync::LazyLock::new(|| {
-    let mut migrator = sqlx::migrate!("./migrations");
-    migrator.set_ignore_missing(true);
-    migrator
-});
+pub static MIGRATOR: std::sync::LazyLock<sqlx::migrate::Migrator> =
+    std::sync::LazyLock::new(|| {
+        let mut migrator = sqlx::migrate!("./migrations");
+        migrator.set_ignore_missing(true);
+        migrator
+    });
 
 /// The connection settings from the configuration, or `None` when no database is configured.
 pub fn connect_options(

@@ -86,6 +86,24 @@ fn gib(bytes: u64) -> String {
     format!("{:.1} GiB", bytes as f64 / f64::from(1u32 << 30))
 }
 
+/// In a GitHub Actions step (`GITHUB_OUTPUT` set), makes `name=value` one of its outputs for
+/// later steps; elsewhere nothing. `value` is one line.
+pub fn github_output(name: &str, value: &str) -> anyhow::Result<()> {
+    let Ok(output) = std::env::var("GITHUB_OUTPUT") else {
+        return Ok(());
+    };
+    anyhow::ensure!(
+        !value.contains('\n') && !value.contains('\r'),
+        "a step output is one line: {name} is {value:?}"
+    );
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&output)
+        .and_then(|mut file| writeln!(file, "{name}={value}"))
+        .with_context(|| format!("append {name} to {output}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,22 +122,4 @@ mod tests {
             assert!(err.contains(part), "{part:?} missing from: {err}");
         }
     }
-}
-
-/// In a GitHub Actions step (`GITHUB_OUTPUT` set), makes `name=value` one of its outputs for
-/// later steps; elsewhere nothing. `value` is one line.
-pub fn github_output(name: &str, value: &str) -> anyhow::Result<()> {
-    let Ok(output) = std::env::var("GITHUB_OUTPUT") else {
-        return Ok(());
-    };
-    anyhow::ensure!(
-        !value.contains('\n') && !value.contains('\r'),
-        "a step output is one line: {name} is {value:?}"
-    );
-    use std::io::Write;
-    std::fs::OpenOptions::new()
-        .append(true)
-        .open(&output)
-        .and_then(|mut file| writeln!(file, "{name}={value}"))
-        .with_context(|| format!("append {name} to {output}"))
 }

@@ -89,7 +89,11 @@ async fn migrate_accepts_a_schema_a_newer_version_migrated_further() {
     let postgres = Postgres::start().expect("start PostgreSQL");
     let url = postgres.url();
     let first = run_binary(&["migrate", "--database-url", &url]);
-    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
     // What a newer version's expand step leaves: a column this version does not know, and its
     // migration's row.
@@ -111,12 +115,17 @@ async fn migrate_accepts_a_schema_a_newer_version_migrated_further() {
         String::from_utf8_lossy(&again.stderr)
     );
     // A migration this version knows whose applied checksum changed is still refused.
-    sqlx::query("UPDATE _sqlx_migrations SET checksum = '\\x00'::bytea WHERE version < 99990101000001")
-        .execute(&pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "UPDATE _sqlx_migrations SET checksum = '\\x00'::bytea WHERE version < 99990101000001",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
     let changed = run_binary(&["migrate", "--database-url", &url]);
-    assert!(!changed.status.success(), "a changed migration was accepted");
+    assert!(
+        !changed.status.success(),
+        "a changed migration was accepted"
+    );
 }
 
 #[tokio::test]

@@ -1287,7 +1287,11 @@ health_timeout_secs = 120
         "requests failed during the broken deploy: {statuses:?}\n{report}"
     );
     let running = containers(&project, "app-web", &["--format", "{{.Image}}"]);
-    assert_eq!(running.trim(), published_next, "the broken app-web was removed");
+    assert_eq!(
+        running.trim(),
+        published_next,
+        "the broken app-web was removed"
+    );
     let written = std::fs::read_to_string(host_docker.join(".env")).unwrap();
     assert!(
         written.contains(&format!("APP_WEB_IMAGE={published_next}")),
@@ -1324,7 +1328,9 @@ health_timeout_secs = 120
         let backup = record["backup"].as_str().unwrap_or_default();
         assert!(
             backup.starts_with("app-")
-                && report.contains(&format!("xtask: backup {backup} taken before the migrations")),
+                && report.contains(&format!(
+                    "xtask: backup {backup} taken before the migrations"
+                )),
             "{record}\n{report}"
         );
     }

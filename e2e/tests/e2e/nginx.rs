@@ -332,7 +332,12 @@ fn the_image_entrypoint_renders_the_template_as_xtask_does() {
 
     // The switch `cargo xtask deploy` makes takes HOST:PORT only: anything that could add a
     // directive to the configuration is refused before it is written.
-    for address in ["10.0.0.5:8080;error_log /tmp/x", "10.0.0.5", "a b:80", ":8080"] {
+    for address in [
+        "10.0.0.5:8080;error_log /tmp/x",
+        "10.0.0.5",
+        "a b:80",
+        ":8080",
+    ] {
         let refused = std::process::Command::new("sh")
             .arg(support::proxy::nginx_dir().join("docker-entrypoint.sh"))
             .args(["upstream", address])
