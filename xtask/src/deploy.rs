@@ -607,6 +607,12 @@ pub struct Record {
     /// The backup taken before the migrations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<String>,
+    /// For a rollback: the tag it undid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_of: Option<String>,
+    /// For a rollback with --restore: the backup restored first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored: Option<String>,
 }
 
 struct Deploy<'a> {
@@ -617,6 +623,9 @@ struct Deploy<'a> {
     sh: &'a Shell,
     /// The name of the backup this deploy took before migrating, once it has.
     backup: std::cell::RefCell<Option<String>>,
+    /// For a rollback: the tag it undoes, and the backup it restored.
+    rollback_of: std::cell::RefCell<Option<String>>,
+    restored: std::cell::RefCell<Option<String>>,
 }
 
 impl Deploy<'_> {
@@ -787,6 +796,7 @@ impl Deploy<'_> {
         if let Some(backup) = &self.environment.backup_service
             && !first
             && self.backup.borrow().is_none()
+            && self.rollback_of.borrow().is_none()
         {
             let name = step::run("backup before the migrations", || self.take_backup(backup))?;
             eprintln!("xtask: backup {name} taken before the migrations");
@@ -807,7 +817,11 @@ impl Deploy<'_> {
     /// that is not a log line.
     fn take_backup(&self, service: &str) -> anyhow::Result<String> {
         let output = self.remote.run(
-            &format!("{} run --rm -T {} run", self.compose(), quote(service)),
+            &format!(
+                "{} run --rm -T -e APP_WEB_BACKUP_PREFIX=predeploy {} run",
+                self.compose(),
+                quote(service)
+            ),
             b"",
         )?;
         let name = output
@@ -1230,7 +1244,11 @@ impl Deploy<'_> {
             )?;
         }
         // For the workflow's chat message: the tag (checked) and what became of it.
-        for (name, value) in [("tag", &record.tag), ("outcome", &record.outcome)] {
+        let outcome = match &record.rollback_of {
+            Some(undone) => format!("{} (a rollback of {undone})", record.outcome),
+            None => record.outcome.clone(),
+        };
+        for (name, value) in [("tag", &record.tag), ("outcome", &outcome)] {
             if let Err(err) = crate::ci::github_output(name, value) {
                 eprintln!("xtask: warning: {err:#}");
             }
@@ -1273,7 +1291,7 @@ impl flags::Deploy {
                 environments.keys().cloned().collect::<Vec<_>>().join(", ")
             )
         })?;
-        if self.dry_run {
+        if self.dry_run && !self.rollback {
             let tag = self.tag.as_deref().unwrap_or("<tag>");
             eprintln!(
                 "xtask: would deploy {}:{tag} to {} ({}:{}) in {}: upload {}, then {} with {}, {} and smoke-test {}",
@@ -1310,6 +1328,8 @@ impl flags::Deploy {
             remote,
             sh,
             backup: std::cell::RefCell::new(None),
+            rollback_of: std::cell::RefCell::new(None),
+            restored: std::cell::RefCell::new(None),
         };
         if self.history {
             for record in deploy.history()? {
@@ -1317,17 +1337,246 @@ impl flags::Deploy {
             }
             return Ok(());
         }
-        let tag = self
-            .tag
-            .context("name the image tag to deploy with --tag (or ask for --history)")?;
+        if self.rollback {
+            let identity = match &self.identity {
+                Some(file) if self.restore => Some(
+                    std::fs::read(file)
+                        .with_context(|| format!("read the identity {}", file.display()))?,
+                ),
+                _ => None,
+            };
+            return deploy.rollback(identity.as_deref(), self.dry_run);
+        }
+        let tag = self.tag.context(
+            "name the image tag to deploy with --tag (or ask for --history or --rollback)",
+        )?;
+        let _lock = step::run("the host's deploy lock", || {
+            deploy.remote.lock(&deploy.dir())
+        })?;
         deploy.attempt(&tag)
     }
 }
 
 impl Deploy<'_> {
+    /// Returns to the tag the last attempt replaced (or tried to), first restoring the backup
+    /// it took when `identity` is given and the schema has moved since. With `dry_run` it only
+    /// says what it would do.
+    fn rollback(&self, identity: Option<&[u8]>, dry_run: bool) -> anyhow::Result<()> {
+        let _lock = if dry_run {
+            None
+        } else {
+            Some(step::run("the host's deploy lock", || {
+                self.remote.lock(&self.dir())
+            })?)
+        };
+        let history = self.history()?;
+        let last = history
+            .last()
+            .context("the host records no deploy: there is nothing to roll back")?;
+        let target = last.previous.clone().with_context(|| {
+            format!(
+                "the last deploy ({} {}, {}) replaced nothing: there is no earlier tag to return to",
+                last.tag, last.outcome, last.time
+            )
+        })?;
+        let mut restore = None;
+        if identity.is_some() {
+            let backup = last.backup.clone().with_context(|| {
+                format!(
+                    "the last deploy ({} {}) recorded no backup, so --restore has nothing to \
+                     restore: roll back without it (the previous version runs on the expanded \
+                     schema), or restore one by hand with `app-web backup restore`",
+                    last.tag, last.outcome
+                )
+            })?;
+            let manifest = step::run(&format!("read {backup}'s manifest"), || {
+                self.backup_manifest(&backup)
+            })?;
+            let then = manifest["schema_version"].as_i64();
+            let now = step::run("read the schema's migration", || self.schema_version())?;
+            // Tables the backup does not have (made by the migrations since) would survive a
+            // restore, which replaces only what the backup holds: they are dropped first.
+            let backed_up: Vec<String> = manifest["tables"]
+                .as_array()
+                .map(|tables| {
+                    tables
+                        .iter()
+                        .map(|table| {
+                            format!(
+                                "{}.{}",
+                                table["schema"].as_str().unwrap_or_default(),
+                                table["table"].as_str().unwrap_or_default()
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let extra: Vec<String> = self
+                .tables()?
+                .into_iter()
+                .filter(|table| !backed_up.contains(table))
+                .collect();
+            if then == now && extra.is_empty() {
+                eprintln!(
+                    "xtask: the schema has not moved since {backup} (migration {}): nothing to restore",
+                    now.map_or("none".into(), |version| version.to_string())
+                );
+            } else {
+                eprintln!(
+                    "xtask: restoring {backup} (taken {}, before deploying {}) replaces the database: \
+                     every write since then is lost, and the schema goes from migration {} back to {}",
+                    manifest["created_at"].as_str().unwrap_or("?"),
+                    last.tag,
+                    now.map_or("none".into(), |version| version.to_string()),
+                    then.map_or("none".into(), |version| version.to_string())
+                );
+                if !extra.is_empty() {
+                    eprintln!(
+                        "xtask: the tables the backup does not have are dropped with their rows: {}",
+                        extra.join(", ")
+                    );
+                }
+                restore = Some((backup, extra));
+            }
+        }
+        if dry_run {
+            eprintln!(
+                "xtask: would {}return {} to {target} (undoing {} {})",
+                restore
+                    .as_ref()
+                    .map_or(String::new(), |(backup, _)| format!(
+                        "restore {backup}, then "
+                    )),
+                self.name,
+                last.tag,
+                last.outcome
+            );
+            return Ok(());
+        }
+        if let (Some((backup, extra)), Some(identity)) = (&restore, identity) {
+            step::run(&format!("restore {backup}"), || {
+                self.drop_tables(extra)?;
+                self.restore_backup(backup, identity)
+            })?;
+            self.restored.replace(Some(backup.clone()));
+        }
+        self.rollback_of.replace(Some(last.tag.clone()));
+        self.attempt(&target)
+    }
+
+    /// The manifest of the backup `name`, as `app-web backup list --json` gives it.
+    fn backup_manifest(&self, name: &str) -> anyhow::Result<serde_json::Value> {
+        let service = self
+            .environment
+            .backup_service
+            .as_ref()
+            .context("the environment names no backup_service to restore with")?;
+        let listed = self.remote.run(
+            &format!(
+                "{} run --rm -T --no-deps {} list --json",
+                self.compose(),
+                quote(service)
+            ),
+            b"",
+        )?;
+        let start = listed
+            .lines()
+            .position(|line| line.starts_with('['))
+            .map(|index| listed.lines().skip(index).collect::<Vec<_>>().join("\n"))
+            .with_context(|| format!("app-web backup list printed no list:\n{listed}"))?;
+        let backups: Vec<serde_json::Value> =
+            serde_json::from_str(&start).context("read app-web backup list's JSON")?;
+        backups
+            .into_iter()
+            .find(|backup| backup["name"] == name)
+            .with_context(|| {
+                format!("the backup {name} is no longer on the host (pruned or deleted): restore it from off-site by hand")
+            })
+    }
+
+    /// The newest migration applied to the app's database, as PostgreSQL says.
+    fn schema_version(&self) -> anyhow::Result<Option<i64>> {
+        let text = self.remote.run(
+            &self.psql("SELECT max(version) FROM _sqlx_migrations WHERE success"),
+            b"",
+        )?;
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        text.parse()
+            .map(Some)
+            .with_context(|| format!("PostgreSQL gave {text:?} as the newest migration"))
+    }
+
+    /// The psql command that runs `sql` in the app's database as PostgreSQL's superuser.
+    fn psql(&self, sql: &str) -> String {
+        format!(
+            "{} exec -T --user postgres postgres psql -v ON_ERROR_STOP=1 -d app -tAc {}",
+            self.compose(),
+            quote(sql)
+        )
+    }
+
+    /// The app database's tables, `schema.table`, outside PostgreSQL's own schemas.
+    fn tables(&self) -> anyhow::Result<Vec<String>> {
+        let text = self.remote.run(
+            &self.psql(
+                "SELECT schemaname || '.' || tablename FROM pg_tables \
+                 WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1",
+            ),
+            b"",
+        )?;
+        Ok(text
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .map(str::to_owned)
+            .collect())
+    }
+
+    /// Drops `tables` (`schema.table`, names PostgreSQL gave) with what depends on them.
+    fn drop_tables(&self, tables: &[String]) -> anyhow::Result<()> {
+        if tables.is_empty() {
+            return Ok(());
+        }
+        let names = tables
+            .iter()
+            .map(|table| {
+                let (schema, name) = table
+                    .split_once('.')
+                    .with_context(|| format!("{table:?} is not schema.table"))?;
+                let ident = |part: &str| format!("\"{}\"", part.replace('"', "\"\""));
+                Ok(format!("{}.{}", ident(schema), ident(name)))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        self.remote.run(
+            &self.psql(&format!("DROP TABLE {} CASCADE", names.join(", "))),
+            b"",
+        )?;
+        Ok(())
+    }
+
+    /// `app-web backup restore NAME --clean` into the app's database, in the backup service,
+    /// with the identity on its stdin.
+    fn restore_backup(&self, name: &str, identity: &[u8]) -> anyhow::Result<String> {
+        let service = self
+            .environment
+            .backup_service
+            .as_ref()
+            .context("the environment names no backup_service to restore with")?;
+        self.remote.run(
+            &format!(
+                "{} run --rm -T --no-deps -e APP_WEB_BACKUP_IDENTITY_FILE=/dev/stdin {} restore {} --target-database app --clean",
+                self.compose(),
+                quote(service),
+                quote(name)
+            ),
+            identity,
+        )
+    }
+
     fn attempt(&self, tag: &str) -> anyhow::Result<()> {
-        // One deploy at a time per host, whoever starts it.
-        let _lock = step::run("the host's deploy lock", || self.remote.lock(&self.dir()))?;
         let previous = step::run("read the deployed tag", || self.previous_tag())?;
         // Settings that cannot start the stack stop the deploy before anything on the host
         // changes.
@@ -1350,6 +1599,8 @@ impl Deploy<'_> {
             outcome: outcome.to_owned(),
             reason,
             backup: self.backup.borrow().clone(),
+            rollback_of: self.rollback_of.borrow().clone(),
+            restored: self.restored.borrow().clone(),
         };
         let failure = match self.roll_out(tag, previous.is_none()) {
             Ok(()) => {

@@ -740,7 +740,7 @@ pub struct Deploy {
 
     /// The image tag to deploy (letters, digits, `_`, `.` and `-`, up to 128), or a digest
     /// (`sha256:` and 64 hex digits)
-    #[arg(long, required_unless_present = "history", value_parser = crate::deploy::parse_tag)]
+    #[arg(long, required_unless_present_any = ["history", "rollback"], value_parser = crate::deploy::parse_tag)]
     pub tag: Option<String>,
 
     /// The environments file [default: deploy/environments.toml]
@@ -751,7 +751,23 @@ pub struct Deploy {
     #[arg(long, conflicts_with = "tag")]
     pub history: bool,
 
-    /// Print what would be done and connect to nothing
+    /// Return to the tag the last deploy replaced (or tried to), deployed the same way
+    #[arg(long, conflicts_with_all = ["tag", "history"])]
+    pub rollback: bool,
+
+    /// With --rollback: first restore the backup the last deploy took before its migrations,
+    /// if the schema has moved since (every write since that backup is lost; --dry-run says
+    /// what it would restore)
+    #[arg(long, requires_all = ["rollback", "identity"])]
+    pub restore: bool,
+
+    /// The age identity that decrypts the backups, for --restore; it reaches the restore on
+    /// the host through SSH's stdin and is never written there
+    #[arg(long, value_name = "FILE", requires = "restore")]
+    pub identity: Option<PathBuf>,
+
+    /// Print what would be done and change nothing (a deploy's connects to nothing; a
+    /// rollback's reads the host's history and backups to say what it would do)
     #[arg(long)]
     pub dry_run: bool,
 }

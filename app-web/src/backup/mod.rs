@@ -105,6 +105,10 @@ pub enum BackupCommand {
         /// List what would be deleted and delete nothing
         #[arg(long)]
         dry_run: bool,
+        /// Prune only the backups whose names start with this (and `-`): other prefixes,
+        /// such as the `predeploy` backups `cargo xtask deploy` takes, keep their own
+        #[arg(long, env = "APP_WEB_BACKUP_PREFIX", default_value = "app")]
+        prefix: String,
         #[command(flatten)]
         store: StoreConfig,
         #[command(flatten)]
@@ -148,7 +152,7 @@ impl BackupArgs {
                 let backup = run::run_logged(&store, &dump, &database).await?;
                 writeln!(out, "{}", backup.name)?;
                 if prune {
-                    prune_all(&store, &retention, false, out).await?;
+                    prune_all(&store, &retention, &dump.prefix, false, out).await?;
                 }
                 Ok(())
             }
@@ -194,26 +198,35 @@ impl BackupArgs {
             }
             BackupCommand::Prune {
                 dry_run,
+                prefix,
                 store,
                 retention,
-            } => prune_all(&store, &retention, dry_run, out).await,
+            } => prune_all(&store, &retention, &prefix, dry_run, out).await,
             BackupCommand::Schedule(args) => schedule::schedule(&args).await,
         }
     }
 }
 
 /// Prunes the local folder, then the off-site copies, by the same policy, naming each backup
-/// it deletes (or would) in `out`.
+/// it deletes (or would) in `out`. Only backups named `prefix-...` count: others (a deploy's
+/// `predeploy-...`) are neither pruned nor counted.
 pub async fn prune_all(
     store: &StoreConfig,
     retention: &RetentionConfig,
+    prefix: &str,
     dry_run: bool,
     out: Answer<'_>,
 ) -> anyhow::Result<()> {
     let policy = retention.policy();
     let folder = archive::Folder::open(&store.dir()?)?;
     let _lock = folder.lock()?;
-    let local = folder.list()?;
+    let ours = |backups: Vec<manifest::Manifest>| -> Vec<manifest::Manifest> {
+        backups
+            .into_iter()
+            .filter(|backup| backup.name.starts_with(&format!("{prefix}-")))
+            .collect()
+    };
+    let local = ours(folder.list()?);
     let plan = retention::plan(&local, &policy);
     for backup in &plan.remove {
         if dry_run {
@@ -225,7 +238,7 @@ pub async fn prune_all(
         }
     }
     if let Some(remote) = remote::Remote::from_config(&store.s3)? {
-        let copies = remote.list().await?;
+        let copies = ours(remote.list().await?);
         let plan = retention::plan(&copies, &policy);
         for backup in &plan.remove {
             if dry_run {

@@ -167,8 +167,14 @@ async fn cycle(args: &ScheduleArgs) {
     metrics::gauge!(LAST_DURATION).set(manifest.duration_seconds);
     metrics::gauge!(LAST_SIZE).set(manifest.sizes.artifact_bytes as f64);
     if args.schedule.prune
-        && let Err(err) =
-            super::prune_all(&args.store, &args.retention, false, &mut std::io::sink()).await
+        && let Err(err) = super::prune_all(
+            &args.store,
+            &args.retention,
+            &args.dump.prefix,
+            false,
+            &mut std::io::sink(),
+        )
+        .await
     {
         tracing::error!(error = format!("{err:#}"), "prune failed");
     }

@@ -584,9 +584,15 @@ fn prune_over_a_year_of_daily_backups_keeps_exactly_the_policys_set() {
     use app_web::backup::manifest::{Manifest, Sizes, Versions};
     let folder = tempfile::tempdir().unwrap();
     let first = time::macros::datetime!(2025-01-01 03:00 UTC);
-    for day in 0..365 {
-        let created_at = first + time::Duration::days(day);
-        let name = app_web::backup::manifest::backup_name("app", created_at);
+    // A year of the schedule's backups, and two a deploy took under a prefix of its own,
+    // which the schedule's prune neither deletes nor counts.
+    let deploys = [
+        (first + time::Duration::days(10), "predeploy"),
+        (first + time::Duration::days(200), "predeploy"),
+    ];
+    let days = (0..365).map(|day| (first + time::Duration::days(day), "app"));
+    for (created_at, prefix) in days.chain(deploys) {
+        let name = app_web::backup::manifest::backup_name(prefix, created_at);
         let manifest = Manifest {
             format: app_web::backup::manifest::FORMAT,
             artifact: Manifest::artifact_file(&name),
@@ -648,7 +654,7 @@ fn prune_over_a_year_of_daily_backups_keeps_exactly_the_policys_set() {
     );
     assert_eq!(
         files_in(folder.path()).len(),
-        730,
+        734,
         "a dry run deletes nothing"
     );
 
@@ -664,11 +670,15 @@ fn prune_over_a_year_of_daily_backups_keeps_exactly_the_policys_set() {
     ]
     .iter()
     .map(|day| format!("app-{day}T030000Z"))
+    .chain([
+        "predeploy-20250111T030000Z".to_owned(),
+        "predeploy-20250720T030000Z".to_owned(),
+    ])
     .collect();
     assert_eq!(kept, expected);
     assert_eq!(
         files_in(folder.path()).len(),
-        40,
+        44,
         "each kept backup keeps its artifact"
     );
 }

@@ -233,6 +233,20 @@ impl Drop for SharedRoot {
 const UPDATER_PASSWORD: &str = "updater-key-password-for-the-stack";
 
 /// The site's name, and the stack's network (one no other stack on a test machine uses).
+/// The migrate step of a version whose migration fails half-way: it moves the schema (a
+/// table and a migration's row) and the data (every note gone), then fails.
+const HALFWAY_MIGRATION: &str = r#"set -eu
+[ "${1:-}" = migrate ] || { echo "this test version only migrates" >&2; exit 1; }
+PGPASSWORD="$(cat /run/secrets/app_db_password)" psql -v ON_ERROR_STOP=1 -h postgres -U app -d app <<'SQL'
+CREATE TABLE halfway (id int);
+INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+    VALUES (99990101000001, 'halfway', true, '\x00'::bytea, 1);
+DELETE FROM notes;
+SQL
+echo "the second migration fails" >&2
+exit 1
+"#;
+
 const SITE: &str = "app.test";
 const SUBNET: &str = "172.30.201.0/24";
 const DYNAMIC_RANGE: &str = "172.30.201.128/25";
@@ -1321,13 +1335,13 @@ health_timeout_secs = 120
         records[2]["outcome"],
         format!("failed, {next} kept serving").as_str()
     );
-    // Each deploy but the host's first took a backup before migrating and names it. (The
-    // test's schedule, a backup every 20 s, prunes it soon after by the retention policy.)
+    // Each deploy but the host's first took a backup before migrating and names it, under a
+    // prefix of its own that the schedule's prune (every 20 s here) leaves alone.
     assert!(records[0].get("backup").is_none(), "{}", records[0]);
     for (record, report) in records[1..].iter().zip([&second_report, &third_report]) {
         let backup = record["backup"].as_str().unwrap_or_default();
         assert!(
-            backup.starts_with("app-")
+            backup.starts_with("predeploy-")
                 && report.contains(&format!(
                     "xtask: backup {backup} taken before the migrations"
                 )),
@@ -1340,6 +1354,145 @@ health_timeout_secs = 120
             .is_some_and(|reason| reason.contains("no-such-command")),
         "{}",
         records[2]
+    );
+
+    // A version whose migration fails half-way: it drops the notes and moves the schema,
+    // then fails. Nothing switches; `--rollback --restore` puts the backup the deploy took
+    // before its migrations back and returns to the tag it tried to replace.
+    let halfway_dir = work.path().join("halfway");
+    std::fs::create_dir_all(&halfway_dir).unwrap();
+    std::fs::write(halfway_dir.join("halfway.sh"), HALFWAY_MIGRATION).unwrap();
+    std::fs::write(
+        halfway_dir.join("Dockerfile"),
+        format!(
+            "FROM postgres:15.13-bookworm\nCOPY --from={good} /usr/local/bin/app-web /usr/local/bin/app-web\nCOPY halfway.sh /usr/local/bin/halfway.sh\nENTRYPOINT [\"sh\", \"/usr/local/bin/halfway.sh\"]\n"
+        ),
+    )
+    .unwrap();
+    let published_halfway = format!("{published}:halfway");
+    let _halfway_image = Images(vec![published_halfway.clone()]);
+    let built = Command::new(docker_client())
+        .args(["build", "--quiet", "--tag", &published_halfway])
+        .arg(&halfway_dir)
+        .output()
+        .unwrap();
+    assert_success(&built, "docker build of the half-way migration");
+    let fourth = deploy(&["--tag", "halfway"]);
+    let report = String::from_utf8_lossy(&fourth.stderr).into_owned();
+    assert!(
+        !fourth.status.success()
+            && report.contains("migrations: FAILED")
+            && report.contains("the second migration fails"),
+        "{report}"
+    );
+    // Asked of PostgreSQL, not through app-web, whose cache keeps an answer for 30 s.
+    let notes_in_database = || {
+        let counted = compose_on_host(
+            &host_docker,
+            &[
+                "exec",
+                "-T",
+                "--user",
+                "postgres",
+                "postgres",
+                "psql",
+                "-d",
+                "app",
+                "-tAc",
+                "SELECT count(*) FROM notes",
+            ],
+        );
+        assert_success(&counted, "psql in the postgres service");
+        String::from_utf8_lossy(&counted.stdout)
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+    };
+    assert_eq!(
+        notes_in_database(),
+        0,
+        "the half-way migration dropped the notes"
+    );
+    let identity_arg = identity.to_str().unwrap();
+    let plan = deploy(&[
+        "--rollback",
+        "--restore",
+        "--identity",
+        identity_arg,
+        "--dry-run",
+    ]);
+    let planned = String::from_utf8_lossy(&plan.stderr).into_owned();
+    assert!(
+        plan.status.success()
+            && planned.contains("every write since then is lost")
+            && planned.contains("would restore predeploy-")
+            && planned.contains("dropped with their rows: public.halfway")
+            && planned.contains(&format!("then return test to {next}")),
+        "{planned}"
+    );
+    assert_eq!(notes_in_database(), 0, "the dry run changed nothing");
+    let back = deploy(&["--rollback", "--restore", "--identity", identity_arg]);
+    assert_success(&back, "deploy --rollback --restore");
+    assert!(
+        notes_in_database() > 0,
+        "the restore brought the notes back"
+    );
+    let again = two.wait_for_ok(&note_path, 60, "the note after the restore");
+    assert!(again.contains("written before the redeploy"), "{again}");
+    // The database equals the backup: a backup taken now has the same tables, row counts
+    // and checksums in its manifest as the one restored.
+    let history = deploy(&["--history"]);
+    let records: Vec<serde_json::Value> = String::from_utf8_lossy(&history.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(records.len(), 5, "{records:?}");
+    assert_eq!(records[3]["tag"], "halfway");
+    assert_eq!(
+        records[3]["outcome"],
+        format!("failed, {next} kept serving").as_str()
+    );
+    let restored = records[3]["backup"].as_str().unwrap().to_owned();
+    assert_eq!(records[4]["tag"], next);
+    assert_eq!(records[4]["outcome"], "deployed");
+    assert_eq!(records[4]["rollback_of"], "halfway");
+    assert_eq!(records[4]["restored"], restored.as_str());
+    let now = compose_on_host(
+        &host_docker,
+        &[
+            "run",
+            "--rm",
+            "-T",
+            "--no-deps",
+            "-e",
+            "APP_WEB_BACKUP_PREFIX=check",
+            "backup",
+            "run",
+        ],
+    );
+    assert_success(&now, "app-web backup run after the restore");
+    let listed = compose_on_host(
+        &host_docker,
+        &["run", "--rm", "--no-deps", "backup", "list", "--json"],
+    );
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    let backups: Vec<serde_json::Value> = serde_json::from_str(&listed)
+        .unwrap_or_else(|err| panic!("backup list --json: {err}:\n{listed}"));
+    let tables = |prefix: &str| {
+        backups
+            .iter()
+            .find(|backup| backup["name"].as_str().unwrap().starts_with(prefix))
+            .unwrap_or_else(|| panic!("no backup {prefix}: {backups:?}"))["tables"]
+            .clone()
+    };
+    assert_eq!(
+        tables("check-"),
+        tables(&restored),
+        "the restored database differs from the backup"
+    );
+    eprintln!(
+        "figure: after --rollback --restore, {} tables match {restored} row for row",
+        tables("check-").as_array().map_or(0, Vec::len)
     );
 
     // One deploy at a time per host: while another holds the host's deploy lock, a deploy
