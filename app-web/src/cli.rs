@@ -246,7 +246,7 @@ mod tests {
                 [
                     group::<StoreConfig>(),
                     group::<KeepConfig>(),
-                    own(&["dry-run"]),
+                    own(&["dry-run", "prefix"]),
                 ]
                 .concat(),
             ),
